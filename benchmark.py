@@ -1,0 +1,45 @@
+"""Benchmark several models side by side on one dataset and several seeds.
+
+    python benchmark.py --models=GRU4Rec,SASRec,BERT4Rec --dataset=ml-100k --seeds=2020,2021,2022
+    python benchmark.py --models=SASRec,Speeder --dataset=MMSynth --seeds=2020 --epochs=20
+
+Writes benchmark_results/<dataset>-<time>.md (the table), -summary.csv and -runs.csv.
+Other --key=value pairs override properties for every run.
+"""
+
+import argparse
+
+from recbole_speeder.cli import friendly_errors, parse_overrides
+from recbole_speeder.errors import ConfigError
+
+
+@friendly_errors
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="GRU4Rec,SASRec,BERT4Rec", help="comma-separated model names")
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--seeds", default="2020,2021,2022", help="comma-separated seeds")
+    parser.add_argument("--config_files", default=None, help="space-separated YAML files for every run")
+    parser.add_argument("--out_dir", default="benchmark_results")
+    args, rest = parser.parse_known_args(argv)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s]
+    except ValueError:
+        raise ConfigError(f"--seeds must be comma-separated integers (got '{args.seeds}').") from None
+    from recbole_speeder.benchmark import benchmark
+    from recbole_speeder.utils import get_model
+
+    models = [m for m in args.models.split(",") if m]
+    for model in models:
+        get_model(model)  # unknown names fail before any training starts
+    table, base = benchmark(
+        models, args.dataset, seeds,
+        config_file_list=args.config_files.split(" ") if args.config_files else None,
+        overrides=parse_overrides(rest), out_dir=args.out_dir,
+    )
+    print(table)
+    print(f"written: {base}.md, {base}-summary.csv, {base}-runs.csv")
+
+
+if __name__ == "__main__":
+    main()

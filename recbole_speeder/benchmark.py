@@ -1,0 +1,93 @@
+"""Side-by-side benchmark: several models x seeds on one dataset, one table.
+
+Every run goes through :func:`recbole_speeder.quick_start.run`, so every model is trained on
+the same split and scored on the same stored candidate sets. The table holds mean and
+standard deviation (over seeds) of the candidate metrics (HR@1, ValidRatio, VHR@1, NDCG@k,
+MRR), RecBole's full-ranking NDCG@10 / Recall@10, and the training and inference time per
+sample. Written as markdown and CSV (per run and summary) under ``benchmark_dir``.
+"""
+
+import csv
+import os
+import statistics
+import time
+
+from recbole_speeder.quick_start import run
+
+CANDIDATE_COLUMNS = ["hr@1", "valid_ratio", "vhr@1", "ndcg@3", "ndcg@5", "mrr"]
+RECBOLE_COLUMNS = ["recall@10", "ndcg@10"]
+TIME_COLUMNS = ["train_ms_per_sample", "infer_ms_per_sample"]
+
+
+def flatten(result):
+    """One benchmark row from the dict :func:`run` returns."""
+    row = {"model": result["model"], "dataset": result["dataset"], "seed": result["seed"]}
+    cand = result.get("candidate_test") or {}
+    for key in CANDIDATE_COLUMNS:
+        row[key] = cand.get(key)
+    for key in RECBOLE_COLUMNS:
+        row[key] = (result.get("test_result") or {}).get(key)
+    row["train_ms_per_sample"] = result.get("train_ms_per_sample")
+    row["infer_ms_per_sample"] = cand.get("infer_ms_per_sample")
+    return row
+
+
+def summarize(rows):
+    """Mean and standard deviation per model and column, in first-seen model order."""
+    columns = CANDIDATE_COLUMNS + RECBOLE_COLUMNS + TIME_COLUMNS
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    summary = []
+    for model in models:
+        mine = [r for r in rows if r["model"] == model]
+        entry = {"model": model, "runs": len(mine)}
+        for column in columns:
+            values = [r[column] for r in mine if r[column] is not None]
+            entry[column] = statistics.mean(values) if values else None
+            entry[column + "_std"] = statistics.stdev(values) if len(values) > 1 else 0.0 if values else None
+        summary.append(entry)
+    return summary, columns
+
+
+def markdown(summary, columns, title):
+    def cell(entry, column):
+        mean, std = entry[column], entry[column + "_std"]
+        if mean is None:
+            return "-"
+        digits = 3 if column in TIME_COLUMNS else 4
+        return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+    lines = [f"### {title}", "", "| model | runs | " + " | ".join(columns) + " |",
+             "|---" * (len(columns) + 2) + "|"]
+    for entry in summary:
+        lines.append(f"| {entry['model']} | {entry['runs']} | " + " | ".join(cell(entry, c) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_csv(path, rows):
+    with open(path + ".tmp", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(path + ".tmp", path)
+
+
+def benchmark(models, dataset, seeds, config_file_list=None, overrides=None, out_dir="benchmark_results"):
+    """Run every model with every seed; write and return the markdown table."""
+    rows = []
+    for model in models:
+        for seed in seeds:
+            config_dict = dict(overrides or {}, seed=seed)
+            rows.append(flatten(run(model=model, dataset=dataset, config_file_list=config_file_list,
+                                    config_dict=config_dict)))
+    summary, columns = summarize(rows)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    os.makedirs(out_dir, exist_ok=True)
+    base = os.path.join(out_dir, f"{dataset}-{stamp}")
+    _write_csv(base + "-runs.csv", rows)
+    _write_csv(base + "-summary.csv", summary)
+    title = f"{dataset}: test split, {len(seeds)} seed(s) {', '.join(map(str, seeds))}"
+    table = markdown(summary, columns, title)
+    with open(base + ".md.tmp", "w") as f:
+        f.write(table)
+    os.replace(base + ".md.tmp", base + ".md")
+    return table, base

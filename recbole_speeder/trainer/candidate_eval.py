@@ -1,0 +1,108 @@
+"""Candidate-protocol evaluation (paper section 3.1) for any model of the plugin or RecBole.
+
+For each evaluation sequence the model sees the fixed candidate set of
+:mod:`recbole_speeder.data.candidates` and either scores the candidates or names one:
+
+- a model with ``candidate_scores(interaction, candidates)`` (the LLM models) returns a
+  :class:`CandidateScores`: ``scores`` [B, C] (higher is better), ``valid`` [B] (the answer
+  named exactly one candidate) and ``ranked`` (whether ``scores`` rank all candidates, as in
+  constrained decoding, or only mark the chosen one, as in free generation);
+- any other model (GRU4Rec, SASRec, BERT4Rec, ...) is scored with ``full_sort_predict``,
+  gathered at the candidates; its ValidRatio is 1.
+
+Metrics: HR@1 = correct / valid answers, ValidRatio = valid answers / all,
+VHR@1 = ValidRatio x HR@1 = correct / all, and, when the scores rank the candidates,
+NDCG@k and MRR over the candidates (invalid answers count as misses). The rank of the true
+item is pessimistic: candidates with the same score are ranked before it, so a model that
+gives every candidate the same score never scores a hit.
+"""
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class CandidateScores:
+    scores: torch.Tensor  # [B, C]
+    valid: torch.Tensor  # [B] bool
+    ranked: bool = True
+
+
+def score_candidates(model, interaction, candidates):
+    """Scores of ``candidates`` [B, C] for the sequences in ``interaction``."""
+    if hasattr(model, "candidate_scores"):
+        return model.candidate_scores(interaction, candidates)
+    scores = model.full_sort_predict(interaction)
+    scores = scores.view(candidates.shape[0], -1).gather(1, candidates)
+    return CandidateScores(scores=scores, valid=torch.ones_like(candidates[:, 0], dtype=torch.bool))
+
+
+def pessimistic_rank(scores, target_pos):
+    """1-based rank of the target column; ties are ranked before the target."""
+    target = scores.gather(1, target_pos[:, None])
+    others = torch.ones_like(scores, dtype=torch.bool).scatter_(1, target_pos[:, None], False)
+    return 1 + ((scores > target) | ((scores == target) & others)).sum(dim=1)
+
+
+def candidate_metrics(ranks, valid, topk=(3, 5), ranked=True):
+    """HR@1 / ValidRatio / VHR@1 (+ NDCG@k, MRR when ``ranked``) from per-row ranks."""
+    n = max(len(ranks), 1)
+    valid = valid.bool()
+    correct = (ranks == 1) & valid
+    n_valid = int(valid.sum())
+    result = {
+        "hr@1": float(correct.sum()) / n_valid if n_valid else 0.0,
+        "valid_ratio": n_valid / n,
+        "vhr@1": float(correct.sum()) / n,
+    }
+    if ranked:
+        ranks = ranks.double()
+        for k in topk:
+            gain = torch.where(valid & (ranks <= k), 1.0 / torch.log2(ranks + 1.0), torch.zeros_like(ranks))
+            result[f"ndcg@{k}"] = float(gain.sum()) / n
+        result["mrr"] = float(torch.where(valid, 1.0 / ranks, torch.zeros_like(ranks)).sum()) / n
+    return result
+
+
+class CandidateEvaluator:
+    """Runs a model over an evaluation dataloader and its candidate set."""
+
+    def __init__(self, config):
+        self.device = config["device"]
+        self.topk = list(config["candidate_topk"] or [])
+        self.decimals = config["metric_decimal_place"] or 4
+
+    @torch.no_grad()
+    def evaluate(self, model, eval_data, candidate_set):
+        """Metrics dict plus ``n`` and ``infer_ms_per_sample`` (whole pass, device synchronised)."""
+        model.eval()
+        ranks, valids, ranked = [], [], True
+        offset = 0
+        self._sync()
+        start = time.perf_counter()
+        for batch in eval_data:
+            interaction = batch[0] if isinstance(batch, tuple) else batch
+            interaction = interaction.to(self.device)
+            size = len(interaction)
+            candidates = candidate_set.item_ids[offset : offset + size].to(self.device)
+            target_pos = candidate_set.target_pos[offset : offset + size].to(self.device)
+            offset += size
+            out = score_candidates(model, interaction, candidates)
+            ranks.append(pessimistic_rank(out.scores.float(), target_pos).cpu())
+            valids.append(out.valid.cpu())
+            ranked = ranked and out.ranked
+        self._sync()
+        elapsed = time.perf_counter() - start
+        if offset != len(candidate_set):
+            raise RuntimeError(f"evaluation saw {offset} rows, the candidate set has {len(candidate_set)}")
+        result = candidate_metrics(torch.cat(ranks), torch.cat(valids), self.topk, ranked)
+        result = {k: round(v, self.decimals) for k, v in result.items()}
+        result["n"] = offset
+        result["infer_ms_per_sample"] = round(1000.0 * elapsed / max(offset, 1), 4)
+        return result
+
+    def _sync(self):
+        if torch.cuda.is_available() and str(self.device).startswith("cuda"):
+            torch.cuda.synchronize()

@@ -1,0 +1,89 @@
+"""The RecBole 1.2.1 adaptations (numpy 2, pandas 3, torch >= 2.6) and that they change no result."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import recbole_speeder.compat as compat
+from recbole_speeder.config import Config
+from recbole_speeder.quick_start import run
+from recbole_speeder.utils import create_dataset
+
+
+def test_stack_is_the_new_one():
+    # these tests are only meaningful on the stack the adaptations are for
+    assert int(np.__version__.split(".")[0]) >= 2
+    assert int(pd.__version__.split(".")[0]) >= 3
+    assert tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 6)
+
+
+def test_numpy_aliases_recbole_uses():
+    compat.install_numpy_aliases()
+    assert np.float is float and np.int is int and np.object is object
+    assert np.long is np.int64 and np.bool is np.bool_  # numpy 2 has these itself: left alone
+    from recbole.data.interaction import _convert_to_tensor  # uses np.float at run time
+
+    assert _convert_to_tensor([1.5, 2.5]).tolist() == [1.5, 2.5]
+
+
+def test_checkpoint_loads_with_weights_only(tmp_path):
+    path = tmp_path / "ckpt.pth"
+    compat.atomic_torch_save({"best_valid_score": compat._plain(np.float64(0.5)), "w": torch.ones(2)}, path)
+    loaded = torch.load(path, weights_only=True)
+    assert loaded["best_valid_score"] == 0.5 and type(loaded["best_valid_score"]) is float
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_pandas3_fills_nan_and_empty_sequences(workdir):
+    folder = workdir / "dataset" / "holes"
+    folder.mkdir(parents=True)
+    rows = ["user_id:token\titem_id:token\trating:float\ttags:token_seq\ttimestamp:float"]
+    for u in range(1, 6):
+        for i in range(1, 8):
+            rating = "" if (u, i) == (2, 3) else str(float(i))
+            tags = "" if (u, i) == (1, 1) else f"t{i} x"
+            rows.append(f"u{u}\ti{i}\t{rating}\t{tags}\t{u * 100 + i}")
+    (folder / "holes.inter").write_text("\n".join(rows) + "\n")
+    config = Config(model="BPR", dataset="holes", config_dict={
+        "data_path": str(workdir / "dataset"), "gpu_id": "", "load_col": None, "normalize_all": False,
+        "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1}})
+    dataset = create_dataset(config)
+    feat = dataset.inter_feat  # still a DataFrame before build()
+    ratings = feat["rating"].to_numpy()
+    assert not np.isnan(ratings).any()  # RecBole fills NaN floats with the column mean
+    mean = np.mean([float(i) for u in range(1, 6) for i in range(1, 8) if (u, i) != (2, 3)])
+    filled = ratings[(feat["user_id"].to_numpy() == dataset.token2id("user_id", "u2"))
+                     & (feat["item_id"].to_numpy() == dataset.token2id("item_id", "i3"))]
+    assert filled.tolist() == [pytest.approx(mean)]
+    lengths = feat["tags"].map(len).to_numpy()
+    assert sorted(lengths)[:2] == [0, 2]  # the one empty cell is an empty sequence, the rest hold 2
+
+
+def test_results_equal_recbole_itself(fast_config):
+    """The plugin's run() and RecBole's own classes give the same numbers."""
+    from recbole.config import Config as RecBoleConfig
+    from recbole.data import create_dataset as recbole_create_dataset
+    from recbole.data import data_preparation
+    from recbole.trainer import Trainer
+    from recbole.utils import get_model, init_seed
+
+    class StockConfig(RecBoleConfig):
+        def compatibility_settings(self):  # RecBole's own version fails on numpy 2
+            compat.install_numpy_aliases()
+
+    settings = dict(fast_config, load_col={"inter": ["user_id", "item_id", "timestamp"]},
+                    train_neg_sample_args=None, data_path=fast_config["data_path"])
+    ours = run(model="SASRec", dataset="tiny", config_dict=settings, saved=False)
+
+    config = StockConfig(model="SASRec", dataset="tiny", config_dict=settings)
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = recbole_create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model("SASRec")(config, train_data._dataset).to(config["device"])
+    trainer = Trainer(config, model)
+    best_valid, _ = trainer.fit(train_data, valid_data, saved=False, show_progress=False)
+    theirs = trainer.evaluate(test_data, load_best_model=False)
+    assert ours["best_valid_score"] == best_valid
+    assert dict(ours["test_result"]) == dict(theirs)

@@ -1,0 +1,72 @@
+"""Config: plugin properties, split modes, and clear messages for bad names and keys."""
+
+import subprocess
+import sys
+import os
+
+import pytest
+
+from recbole_speeder.config import Config
+from recbole_speeder.errors import ConfigError, DataError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_plugin_defaults_and_leave_one_out(fast_config):
+    config = Config(model="SASRec", dataset="tiny", config_dict=fast_config)
+    assert config["candidate_num"] == 5
+    assert config["split_mode"] == "LS"
+    assert config["eval_args"]["split"] == {"LS": "valid_and_test"}
+    assert config["data_path"].endswith(os.path.join("dataset", "tiny"))
+
+
+def test_yaml_typo_suggests_closest_key(fast_config, workdir):
+    (workdir / "bad.yaml").write_text("learning_rat: 0.01\n")
+    with pytest.raises(ConfigError, match=r"learning_rat.*bad\.yaml.*learning_rate"):
+        Config(model="SASRec", dataset="tiny", config_file_list=[str(workdir / "bad.yaml")], config_dict=fast_config)
+
+
+def test_command_line_typo(fast_config):
+    with pytest.raises(ConfigError, match="candidate_nun.*candidate_num"):
+        Config(model="SASRec", dataset="tiny", config_dict=dict(fast_config, candidate_nun=3))
+
+
+def test_missing_config_file(fast_config):
+    with pytest.raises(ConfigError, match="nope.yaml.*does not exist"):
+        Config(model="SASRec", dataset="tiny", config_file_list=["nope.yaml"], config_dict=fast_config)
+
+
+def test_unknown_model_suggests(fast_config):
+    with pytest.raises(ConfigError, match="SASrec.*SASRec"):
+        Config(model="SASrec", dataset="tiny", config_dict=fast_config)
+
+
+def test_unknown_dataset_lists_prepared(fast_config):
+    with pytest.raises(DataError, match="Unknown dataset 'tinny'.*Did you mean 'tiny'"):
+        Config(model="SASRec", dataset="tinny", config_dict=fast_config)
+
+
+def test_amazon_dataset_not_prepared_says_what_to_do(fast_config):
+    with pytest.raises(DataError, match=r"(?s)raw/Automotive.*prepare.py amazon --name Automotive"):
+        Config(model="SASRec", dataset="Automotive", config_dict=fast_config)
+
+
+def test_sequence_split_needs_files(fast_config):
+    with pytest.raises(ConfigError, match="tiny.train.inter"):
+        Config(model="SASRec", dataset="tiny", config_dict=dict(fast_config, split_mode="sequence"))
+
+
+def test_ml100k_is_copied_from_the_recbole_package(fast_config, workdir):
+    config = Config(model="SASRec", dataset="ml-100k", config_dict=fast_config)
+    assert (workdir / "dataset" / "ml-100k" / "ml-100k.inter").is_file()
+    assert config["TITLE_FIELD"] == "movie_title"
+
+
+def test_run_script_prints_clear_error_not_traceback(workdir):
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "run_recbole_speeder.py"), "--model=NoSuchModel", "--dataset=tiny"],
+        capture_output=True, text=True, cwd=workdir,
+    )
+    assert proc.returncode == 2
+    assert "error: Unknown model 'NoSuchModel'" in proc.stderr
+    assert "Traceback" not in proc.stderr
