@@ -13,6 +13,7 @@ from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_speeder.config import Config
 from recbole_speeder.data.candidates import load_or_draw
+from recbole_speeder.features.loader import load_item_features
 from recbole_speeder.trainer.candidate_eval import CandidateEvaluator
 from recbole_speeder.utils import create_dataset, get_model, get_trainer
 
@@ -23,16 +24,6 @@ def _reset_logging():
     for handler in list(root.handlers):
         root.removeHandler(handler)
         handler.close()
-
-
-def candidate_evaluation(config, model, dataset, valid_data, test_data):
-    """Candidate metrics on the valid and test splits (drawn once, stored beside the data)."""
-    evaluator = CandidateEvaluator(config)
-    results = {}
-    for split, data in (("valid", valid_data), ("test", test_data)):
-        candidates = load_or_draw(config, dataset, data._dataset, split)
-        results[split] = evaluator.evaluate(model, data, candidates)
-    return results
 
 
 def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True,
@@ -53,10 +44,22 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
     logger.info(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)
 
+    model_class = get_model(config["model"])
+    candidate_only = getattr(model_class, "candidate_only", False)
+    candidate_sets = {}
+    if config["candidate_eval"] or candidate_only:
+        candidate_sets = {
+            split: load_or_draw(config, dataset, data._dataset, split)
+            for split, data in (("valid", valid_data), ("test", test_data))
+        }
+    if getattr(model_class, "needs_item_features", False):
+        train_data._dataset.item_features = load_item_features(config, train_data._dataset, train_data)
+
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    model = model_class(config, train_data._dataset).to(config["device"])
     logger.info(model)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer.candidate_sets = candidate_sets
 
     if model_file is None:
         if resume_file is not None:
@@ -84,11 +87,15 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
         ),
         "saved_model_file": trainer.saved_model_file if saved else None,
     }
-    if config["candidate_eval"]:
-        candidates = candidate_evaluation(config, model, dataset, valid_data, test_data)
-        result["candidate_valid"] = candidates["valid"]
-        result["candidate_test"] = candidates["test"]
-        logger.info(set_color("candidate test result", "yellow") + f": {candidates['test']}")
+    if candidate_only:  # the trainer validated and tested on the candidate sets already
+        result["candidate_valid"], result["candidate_test"] = best_valid_result, test_result
+        result["test_result"] = None
+    elif candidate_sets:
+        evaluator = CandidateEvaluator(config)
+        result["candidate_valid"] = evaluator.evaluate(model, valid_data, candidate_sets["valid"])
+        result["candidate_test"] = evaluator.evaluate(model, test_data, candidate_sets["test"])
+    if result.get("candidate_test"):
+        logger.info(set_color("candidate test result", "yellow") + f": {result['candidate_test']}")
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
     return result

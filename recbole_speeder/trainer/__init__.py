@@ -1,1 +1,4 @@
-"""Plugin trainers (``<Model>Trainer``) and the candidate-protocol evaluation."""
+"""Plugin trainers, found by name as ``<Model>Trainer`` (RecBole's habit)."""
+
+from recbole_speeder.trainer.llm_trainer import LLMTrainer
+from recbole_speeder.trainer.speeder_trainer import SpeederTrainer

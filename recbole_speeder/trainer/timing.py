@@ -14,6 +14,7 @@ class TrainTimeMixin:
 
     train_seconds = 0.0
     train_samples = 0
+    epoch_samples = None
 
     def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):
         if torch.cuda.is_available():
@@ -23,5 +24,6 @@ class TrainTimeMixin:
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         self.train_seconds += time.perf_counter() - start
-        self.train_samples += len(train_data._dataset)
+        # trainers that stop an epoch early say how many samples they saw
+        self.train_samples += getattr(self, "epoch_samples", None) or len(train_data._dataset)
         return loss

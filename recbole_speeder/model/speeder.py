@@ -1,0 +1,207 @@
+r"""Speeder
+################################################
+
+Reference:
+    "A Remarkably Efficient Paradigm to Multimodal Large Language Models for Sequential
+    Recommendation" (Speeder), arXiv 2511.05885.
+
+Pipeline (data flows one way): frozen item features (text / vision / seq, section 2.3) ->
+MRC/MoME fused vector e_mm per item (eqs 1-10, 18) -> hybrid prompt with one placeholder per
+history item, candidate and PPT item, history placeholders + PPL vector p_i (eqs 15-17) ->
+causal LLM with LoRA -> logits of the answer token only -> the candidate's index (t_out = 1).
+Training mixes the recommendation task with the positional proxy task PPT (eqs 13-14); the
+loss is cross-entropy on the answer token (eq 19). The three MPO stages (section 2.5) are
+run by :class:`~recbole_speeder.trainer.speeder_trainer.SpeederTrainer` through
+:meth:`Speeder.set_stage`.
+"""
+
+import logging
+
+import numpy as np
+import torch
+
+from recbole_speeder.errors import ConfigError
+from recbole_speeder.model.abstract_llm import LLMSequentialRecommender
+from recbole_speeder.model.backbone import apply_lora, load_backbone
+from recbole_speeder.model.mrc import MRC
+from recbole_speeder.model.prompt import (
+    HybridPrompt,
+    answer_logits,
+    answer_loss,
+    build_inputs_embeds,
+    constrained_scores,
+    generate_answers,
+    parse_answer,
+)
+from recbole_speeder.model.spae import PositionPrompts, sample_ppt
+from recbole_speeder.trainer.candidate_eval import CandidateScores
+
+logger = logging.getLogger(__name__)
+
+# MPO (section 2.5): modalities fed and MRC parts trained per stage; LoRA and PPL train in all.
+STAGE_MODALITIES = {1: ("text",), 2: ("text", "vision"), 3: ("text", "vision", "seq")}
+STAGE_PARTS = {
+    1: {"T-FFN", "A_t", "A_f"},
+    2: {"T-FFN", "V-FFN", "MM-FFN", "A_t", "A_v", "A_v_tan", "A_f", "attention", "norms", "missing"},
+    3: {"T-FFN", "V-FFN", "S-FFN", "MM-FFN", "A_t", "A_v", "A_s", "A_v_tan", "A_s_tan", "A_f",
+        "attention", "norms", "missing"},
+}
+
+
+class Speeder(LLMSequentialRecommender):
+    """Speeder: MRC-fused item vectors in a hybrid prompt, SPAE (PPL + PPT), one-token answers."""
+
+    needs_item_features = True
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        features = getattr(dataset, "item_features", None)
+        if features is None or not features.modalities:
+            raise ConfigError("Speeder needs item features (modalities: text / vision / seq); none were loaded.")
+        self.feature_modalities = features.modalities
+        for m in self.feature_modalities:
+            self.register_buffer(f"feature_{m}", features.tensors[m].float(), persistent=False)
+            self.register_buffer(f"mask_{m}", features.masks[m].bool(), persistent=False)
+
+        llm, tokenizer = load_backbone(config["llm_path"], dtype=config["llm_dtype"], device=config["device"])
+        for p in llm.parameters():
+            p.requires_grad_(False)
+        self.llm = apply_lora(
+            llm, r=config["lora_r"], alpha=config["lora_alpha"], dropout=config["lora_dropout"],
+            target_modules=config["lora_target_modules"],
+        )
+        self.tokenizer = tokenizer
+        hidden = llm.config.hidden_size
+        self.mrc = MRC.from_config(config, features.dims, hidden)
+        self.ppl = PositionPrompts(self.history_len, hidden, enabled=bool(config["use_ppl"]))
+        self.prompt = HybridPrompt(
+            tokenizer,
+            prompt_template=config["prompt_template"],
+            history_item_template=config["history_item_template"],
+            candidate_item_template=config["candidate_item_template"],
+            item_separator=config["item_separator"],
+            ppt_template=config["ppt_template"],
+            use_chat_template=config["use_chat_template"],
+            candidate_labels=config["candidate_labels"],
+        )
+        self.register_buffer("label_ids", self.prompt.label_token_ids(self.num_candidates), persistent=False)
+        self.use_ppt = bool(config["use_ppt"])
+        self.ppt_ratio = float(config["ppt_ratio"])
+        self.eval_mode = config["eval_mode"]
+        if self.eval_mode not in ("constrained", "generate"):
+            raise ConfigError(f"eval_mode must be constrained or generate (got '{self.eval_mode}').")
+        self.max_new_tokens = int(config["generation_max_new_tokens"])
+        self.active_modalities = self.feature_modalities
+        self._fused_cache = None
+        self._ppt_counts = {"correct": 0, "total": 0, "skipped": 0}
+
+    # -- MPO ------------------------------------------------------------------------------
+    def stage_modalities(self, stage):
+        return tuple(m for m in STAGE_MODALITIES[stage] if m in self.feature_modalities)
+
+    def set_stage(self, stage):
+        """Feed the stage's modalities and make exactly its parts (+ LoRA, PPL) trainable."""
+        modalities = self.stage_modalities(stage)
+        if not modalities:
+            raise ConfigError(f"MPO stage {stage} has none of its modalities {STAGE_MODALITIES[stage]} in this run.")
+        self.active_modalities = modalities
+        self.mrc.set_trainable(STAGE_PARTS[stage])
+        for name, p in self.llm.named_parameters():
+            p.requires_grad_("lora_" in name)
+        for p in self.ppl.parameters():
+            p.requires_grad_(True)
+        self._fused_cache = None
+
+    # -- item vectors ---------------------------------------------------------------------
+    def fuse(self, item_ids):
+        """e_mm of ``item_ids`` [N] through MRC with the active modalities (eq 10)."""
+        features = {m: getattr(self, f"feature_{m}")[item_ids] for m in self.active_modalities}
+        masks = {m: getattr(self, f"mask_{m}")[item_ids] for m in self.active_modalities}
+        return self.mrc(features, masks, self.active_modalities)
+
+    def train(self, mode=True):
+        self._fused_cache = None  # weights will change: cached vectors go stale
+        return super().train(mode)
+
+    def _slot_vectors(self, batch):
+        ids = batch.slot_item_ids().to(self.label_ids.device)
+        if not self.training:
+            if self._fused_cache is None:  # one batched pass over all items, reused at inference
+                all_ids = torch.arange(self.n_items, device=ids.device)
+                self._fused_cache = torch.cat([self.fuse(chunk) for chunk in all_ids.split(4096)])
+            return self._fused_cache[ids]
+        unique, inverse = torch.unique(ids, return_inverse=True)
+        return self.fuse(unique)[inverse]
+
+    def _logits(self, batch):
+        batch = batch.to(self.label_ids.device)
+        embeds = build_inputs_embeds(self.llm, batch, self._slot_vectors(batch), self.ppl)
+        return answer_logits(self.llm, embeds, batch.attention_mask), batch, embeds
+
+    # -- training -------------------------------------------------------------------------
+    def _ppt_prompts(self, histories):
+        """PPT questions for about ``ppt_ratio`` of the sequences (eqs 13-14)."""
+        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))
+        rows, abc, labels = [], [], []
+        for i, history in enumerate(histories):
+            if rng.random() >= self.ppt_ratio:
+                continue
+            sample = sample_ppt(history.cpu().numpy(), rng)
+            if sample is None:
+                self._ppt_counts["skipped"] += 1
+                continue
+            items = history.cpu().numpy()
+            rows.append(i)
+            abc.append([items[sample.a_pos], items[sample.b_pos], items[sample.c_pos]])
+            labels.append(sample.label)
+        if not rows:
+            return None
+        target = torch.tensor(
+            [self.prompt.yes_id if yes else self.prompt.no_id for yes in labels], device=self.label_ids.device
+        )
+        return self.prompt.build_ppt([histories[i] for i in rows], abc), target
+
+    def calculate_loss(self, interaction):
+        histories = self.recent_history(interaction)
+        candidates, target_pos = self.training_candidates(interaction)
+        logits, _, _ = self._logits(self.prompt.build(histories, candidates))
+        loss = answer_loss(logits, self.label_ids[target_pos])
+        n_rec = len(histories)
+        if self.use_ppt and self.ppt_ratio > 0:
+            ppt = self._ppt_prompts(histories)
+            if ppt is not None:
+                batch, target = ppt
+                ppt_logits, _, _ = self._logits(batch)
+                ppt_loss = answer_loss(ppt_logits, target)
+                pair = ppt_logits[:, [self.prompt.yes_id, self.prompt.no_id]].argmax(dim=1)
+                predicted = torch.where(pair == 0, self.prompt.yes_id, self.prompt.no_id)
+                self._ppt_counts["correct"] += int((predicted == target).sum())
+                self._ppt_counts["total"] += len(target)
+                loss = (loss * n_rec + ppt_loss * len(target)) / (n_rec + len(target))
+        return loss
+
+    def valid_epoch_report(self):
+        """PPT accuracy and skipped sequences since the last report (the paper's Figure 5)."""
+        counts, self._ppt_counts = self._ppt_counts, {"correct": 0, "total": 0, "skipped": 0}
+        if not self.use_ppt:
+            return {}
+        acc = counts["correct"] / counts["total"] if counts["total"] else 0.0
+        return {"ppt_acc": round(acc, 4), "ppt_skipped": counts["skipped"]}
+
+    # -- evaluation -----------------------------------------------------------------------
+    @torch.no_grad()
+    def candidate_scores(self, interaction, candidates):
+        histories = self.recent_history(interaction)
+        logits, batch, embeds = self._logits(self.prompt.build(histories, candidates))
+        if self.eval_mode == "constrained":
+            scores = constrained_scores(logits, self.label_ids).float()
+            return CandidateScores(scores, torch.ones(len(histories), dtype=torch.bool, device=scores.device), True)
+        texts = generate_answers(self.llm, self.tokenizer, embeds, batch.attention_mask, self.max_new_tokens)
+        labels = self.prompt.candidate_labels(self.num_candidates)
+        chosen = [parse_answer(text, self.num_candidates, labels) for text in texts]
+        scores = torch.zeros(len(chosen), self.num_candidates, device=candidates.device)
+        for row, choice in enumerate(chosen):
+            if choice is not None:
+                scores[row, choice] = 1.0
+        valid = torch.tensor([c is not None for c in chosen], device=candidates.device)
+        return CandidateScores(scores, valid, False)

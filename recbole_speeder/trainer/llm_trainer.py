@@ -1,0 +1,199 @@
+"""Trainer of the LLM recommenders: candidate-set validation, LoRA checkpoints, warm-up + cosine.
+
+Differences from RecBole's ``Trainer`` (whose ``fit`` loop, early stopping and logging are
+kept):
+
+- validation and test score the stored candidate sets (:mod:`recbole_speeder.data.candidates`)
+  with :class:`~recbole_speeder.trainer.candidate_eval.CandidateEvaluator`; early stopping
+  follows ``valid_metric`` among them (default ``vhr@1``);
+- only parameters with ``requires_grad`` are optimised; the learning rate warms up linearly
+  from lr/100 over ``warmup_ratio`` of the steps, then decays with a cosine (paper, section 2.5);
+- ``steps_per_epoch`` caps the batches of an epoch (random batches, the loader shuffles);
+- a checkpoint is a folder: ``adapter/`` (peft's LoRA format), ``plugin.safetensors`` (every
+  other trainable weight of the plugin), ``trainer_state.pt`` (epoch, optimizer, scheduler;
+  loads with ``weights_only=True``), written into a temporary folder and renamed into place.
+"""
+
+import math
+import os
+import shutil
+import tempfile
+
+import torch
+from recbole.trainer import Trainer
+from recbole.utils import set_color
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from recbole_speeder.compat import _plain
+from recbole_speeder.errors import ConfigError
+from recbole_speeder.trainer.candidate_eval import CandidateEvaluator
+from recbole_speeder.trainer.timing import TrainTimeMixin
+
+
+def warmup_cosine(total_steps, warmup_ratio):
+    """LR multiplier: linear from 1/100 to 1 over the warm-up, then cosine decay to 0."""
+    warmup = max(1, int(total_steps * warmup_ratio))
+
+    def factor(step):
+        if step < warmup:
+            return 0.01 + 0.99 * step / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+class _LLMTrainerCore(Trainer):
+    """RecBole trainer for models that set ``candidate_only = True`` (see the module doc)."""
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        self.saved_model_file = self.saved_model_file[: -len(".pth")]
+        self.valid_metric = (config["valid_metric"] or "vhr@1").lower()
+        self.valid_metric_bigger = True
+        self.best_valid_score = -math.inf
+        self.steps_per_epoch = config["steps_per_epoch"]
+        self.warmup_ratio = float(config["warmup_ratio"] or 0.0)
+        self.evaluator = CandidateEvaluator(config)
+        self.candidate_sets = {}
+        self.scheduler = None
+
+    # -- optimisation -------------------------------------------------------------------
+    def _build_optimizer(self, **kwargs):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if not params:
+            raise ConfigError(f"{self.config['model']}: no trainable parameters.")
+        return super()._build_optimizer(params=params, **kwargs)
+
+    def _steps_in_epoch(self, train_data):
+        return min(len(train_data), self.steps_per_epoch or len(train_data))
+
+    def _build_scheduler(self, train_data, epochs):
+        total = self._steps_in_epoch(train_data) * max(1, epochs)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(total, self.warmup_ratio))
+
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        if self.scheduler is None:
+            self._build_scheduler(train_data, self.epochs - self.start_epoch)
+        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        self.model.train()
+        steps = self._steps_in_epoch(train_data)
+        total_loss, self.epoch_samples = 0.0, 0
+        batches = tqdm(train_data, total=steps, ncols=100, desc=f"Train {epoch_idx:>4}") if show_progress else train_data
+        for step, interaction in enumerate(batches):
+            if step >= steps:
+                break
+            interaction = interaction.to(self.device)
+            self.optimizer.zero_grad()
+            loss = self.model.calculate_loss(interaction)
+            self._check_nan(loss)
+            loss.backward()
+            if self.clip_grad_norm:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            total_loss += loss.item()
+            self.epoch_samples += len(interaction)
+        return total_loss / max(1, min(steps, len(train_data)))
+
+    # -- evaluation ---------------------------------------------------------------------
+    def _valid_epoch(self, valid_data, show_progress=False):
+        result = self.evaluator.evaluate(self.model, valid_data, self.candidate_sets["valid"])
+        epoch_hook = getattr(self.model, "valid_epoch_report", None)
+        if epoch_hook is not None:
+            result.update(epoch_hook())
+        return result[self.valid_metric], result
+
+    @torch.no_grad()
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False, split="test"):
+        if load_best_model:
+            self.load_weights(model_file or self.saved_model_file)
+        return self.evaluator.evaluate(self.model, eval_data, self.candidate_sets[split])
+
+    # -- checkpoints --------------------------------------------------------------------
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        folder = kwargs.pop("saved_model_file", self.saved_model_file)
+        parent = os.path.dirname(os.path.abspath(folder))
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-ckpt-")
+        try:
+            save_trainable(self.model, tmp)
+            state = {
+                "config": {"model": self.config["model"], "dataset": self.config["dataset"]},
+                "epoch": int(epoch),
+                "cur_step": int(self.cur_step),
+                "best_valid_score": float(self.best_valid_score),
+                "optimizer": _plain(self.optimizer.state_dict()),
+                "scheduler": _plain(self.scheduler.state_dict()) if self.scheduler else None,
+                **self._extra_state(),
+            }
+            torch.save(state, os.path.join(tmp, "trainer_state.pt"))
+            old = folder + ".old"
+            if os.path.isdir(folder):
+                os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {folder}")
+
+    def _extra_state(self):
+        return {}
+
+    def load_weights(self, folder):
+        if not os.path.isfile(os.path.join(folder, "trainer_state.pt")):
+            raise ConfigError(f"'{folder}' is not a checkpoint folder of {self.config['model']} (no trainer_state.pt).")
+        load_trainable(self.model, folder)
+        self.logger.info(f"Loading model parameters from {folder}")
+
+    def resume_checkpoint(self, resume_file):
+        folder = str(resume_file)
+        self.load_weights(folder)
+        state = torch.load(os.path.join(folder, "trainer_state.pt"), map_location=self.device, weights_only=True)
+        self.saved_model_file = folder
+        self.start_epoch = state["epoch"] + 1
+        self.cur_step = state["cur_step"]
+        self.best_valid_score = state["best_valid_score"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self._resumed_state = state
+        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+        return state
+
+
+class LLMTrainer(TrainTimeMixin, _LLMTrainerCore):
+    """RecBole trainer for models that set ``candidate_only = True`` (see the module doc)."""
+
+
+def save_trainable(model, folder, llm_attr="llm"):
+    """Write ``adapter/`` (peft's LoRA format; absent without LoRA) and ``plugin.safetensors``
+    (every parameter and buffer of the model outside the LLM) into ``folder``."""
+    from peft import PeftModel
+
+    llm = getattr(model, llm_attr)
+    if isinstance(llm, PeftModel):
+        llm.save_pretrained(os.path.join(folder, "adapter"))
+    plugin = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if not k.startswith(llm_attr + ".")}
+    save_file(plugin, os.path.join(folder, "plugin.safetensors"))
+
+
+def load_trainable(model, folder, llm_attr="llm"):
+    """Inverse of :func:`save_trainable` (strict on the plugin's own weights)."""
+    from peft import PeftModel, set_peft_model_state_dict
+
+    llm = getattr(model, llm_attr)
+    if isinstance(llm, PeftModel):
+        adapter = os.path.join(folder, "adapter", "adapter_model.safetensors")
+        set_peft_model_state_dict(llm, load_file(adapter, device=str(next(llm.parameters()).device)))
+    plugin = load_file(os.path.join(folder, "plugin.safetensors"))
+    own = {k for k in model.state_dict() if not k.startswith(llm_attr + ".")}
+    if set(plugin) != own:
+        missing, unexpected = own - set(plugin), set(plugin) - own
+        raise ConfigError(
+            f"Checkpoint {folder} does not match the model: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}."
+        )
+    model.load_state_dict(plugin, strict=False)

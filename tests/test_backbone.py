@@ -1,0 +1,156 @@
+"""LLM backbone loading (hub id / folder / GGUF + conversion cache) and LoRA adapters."""
+
+import os
+import time
+
+import huggingface_hub.constants
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from recbole_speeder.errors import ConfigError
+from recbole_speeder.model import backbone
+from recbole_speeder.model.backbone import (apply_lora, converted_dir, default_cache_dir,
+                                            load_backbone, load_lora, load_tokenizer,
+                                            save_lora)
+from recbole_speeder.model.prompt import (HybridPrompt, answer_logits, answer_loss,
+                                          build_inputs_embeds, constrained_scores)
+from recbole_speeder.model.spae import PositionPrompts
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer()
+
+
+@pytest.fixture()
+def tiny_folder(tmp_path, tokenizer):
+    """A tiny Llama saved as an ordinary Hugging Face model folder."""
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+    folder = tmp_path / "tiny-llama"
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.mark.parametrize("path, message", [
+    ("/no/such/folder", "no such folder"),
+    ("./missing.gguf", "no such GGUF file"),
+    ("not a valid id!!", "could not be loaded"),
+])
+def test_bad_paths_raise_config_error(path, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        load_backbone(path)
+    assert repr(path)[1:-1] in str(err.value) and "accepted values" in str(err.value)
+
+
+def test_unreachable_hub_id_raises_config_error(monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ConfigError, match="'nosuchorg/nosuchmodel' could not be loaded"):
+        load_backbone("nosuchorg/nosuchmodel")
+
+
+def test_folder_with_two_ggufs(tmp_path):
+    (tmp_path / "a.gguf").write_bytes(b"x")
+    (tmp_path / "b.gguf").write_bytes(b"y")
+    with pytest.raises(ConfigError, match="several .gguf files"):
+        load_backbone(str(tmp_path))
+
+
+def test_cache_location_and_key(tmp_path, monkeypatch):
+    monkeypatch.setenv(backbone.CACHE_ENV, str(tmp_path / "cache"))
+    assert default_cache_dir() == str(tmp_path / "cache" / "backbones")
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"weights")
+    first = converted_dir(str(gguf))
+    assert os.path.basename(first).startswith("m-") and first.startswith(default_cache_dir())
+    assert converted_dir(str(gguf)) == first
+    gguf.write_bytes(b"other weights")  # size and mtime change: a new conversion
+    os.utime(gguf, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert converted_dir(str(gguf)) != first
+
+
+def test_load_local_folder(tiny_folder):
+    model, tok = load_backbone(tiny_folder, device="cpu")
+    assert model.dtype == torch.float32 and not model.training
+    assert model.config._attn_implementation == "sdpa"
+    assert tok.padding_side == "left" and tok.pad_token_id is not None
+    model16, _ = load_backbone(tiny_folder, dtype="bfloat16", device="cpu")
+    assert model16.dtype == torch.bfloat16
+    with pytest.raises(ConfigError, match="not a torch dtype"):
+        load_backbone(tiny_folder, dtype="float77")
+
+
+def test_lora_trains_adapters_only_and_round_trips(tiny_folder, tmp_path):
+    model, _ = load_backbone(tiny_folder, device="cpu")
+    peft_model = apply_lora(model, r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"])
+    trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    for name, param in peft_model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        expected = peft_model(input_ids=ids).logits
+    save_lora(peft_model, str(tmp_path / "adapter"))
+    assert os.path.isfile(tmp_path / "adapter" / "adapter_config.json")
+    fresh, _ = load_backbone(tiny_folder, device="cpu")
+    with torch.no_grad():
+        plain = fresh(input_ids=ids).logits
+        restored = load_lora(fresh, str(tmp_path / "adapter"))(input_ids=ids).logits
+    assert torch.allclose(restored, expected, atol=1e-5)
+    assert not torch.allclose(plain, expected, atol=1e-3)
+    with pytest.raises(ConfigError, match="lora_target_modules"):
+        apply_lora(load_backbone(tiny_folder, device="cpu")[0], target_modules=["no_such_proj"])
+    with pytest.raises(ConfigError, match="adapter_config.json"):
+        load_lora(fresh, str(tmp_path / "nothing"))
+
+
+@pytest.mark.slow
+def test_real_smollm2_lora_step_and_scoring():
+    """The offline SmolLM2-135M (GGUF -> cached safetensors), LoRA, one training step on two
+    hybrid prompts and a constrained scoring pass."""
+    model, tok = load_backbone(None, device="cpu")
+    assert os.path.isfile(os.path.join(converted_dir(backbone.default_gguf_path()),
+                                       "model.safetensors"))
+    hidden = model.config.hidden_size
+    assert hidden == 576 and model.dtype == torch.float32
+    model = apply_lora(model, r=8, alpha=16, dropout=0.0, target_modules=["q_proj", "v_proj"])
+    prompt = HybridPrompt(tok)
+    batch = prompt.build([[1, 2, 3, 4], [5, 6]], [[7, 8, 9, 10, 11], [12, 13, 14, 15, 16]])
+    torch.manual_seed(0)
+    items = torch.nn.Embedding(20, hidden)
+    torch.nn.init.normal_(items.weight, std=0.02)
+    ppl = PositionPrompts(n_max=10, hidden=hidden)
+    label_ids = prompt.label_token_ids(5)
+    targets = label_ids[torch.tensor([1, 4])]
+    lora_before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    base_name = next(n for n, p in model.named_parameters() if "q_proj.base_layer" in n)
+    base_before = dict(model.named_parameters())[base_name].detach().clone()
+    lora_params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW([*lora_params, *items.parameters(),
+                                   *ppl.parameters()], lr=1e-3)
+    model.train()
+    embeds = build_inputs_embeds(model, batch, items(batch.slot_item_ids()), ppl)
+    loss = answer_loss(answer_logits(model, embeds, batch.attention_mask), targets)
+    loss.backward()
+    assert items.weight.grad.abs().sum() > 0 and ppl.prompts.grad.abs().sum() > 0
+    optimizer.step()
+    assert torch.isfinite(loss)
+    changed = [n for n, p in model.named_parameters()
+               if p.requires_grad and not torch.equal(p, lora_before[n])]
+    assert changed
+    assert torch.equal(dict(model.named_parameters())[base_name], base_before)
+    model.eval()
+    with torch.no_grad():
+        embeds = build_inputs_embeds(model, batch, items(batch.slot_item_ids()), ppl)
+        logits = answer_logits(model, embeds, batch.attention_mask)
+        position_ids = (batch.attention_mask.cumsum(-1) - 1).clamp(min=0)
+        full = model(inputs_embeds=embeds, attention_mask=batch.attention_mask,
+                     position_ids=position_ids).logits[:, -1]
+    assert torch.allclose(logits, full, atol=1e-3)
+    scores = constrained_scores(logits, label_ids)
+    assert scores.shape == (2, 5) and torch.isfinite(scores).all()
+
