@@ -4,10 +4,12 @@
     python benchmark.py --models=SASRec,Speeder --dataset=MMSynth --seeds=2020 --epochs=20
 
 Writes benchmark_results/<dataset>-<time>.md (the table), -summary.csv and -runs.csv.
+`--merge a-runs.csv b-runs.csv` makes one table from runs made in separate jobs.
 Other --key=value pairs override properties for every run.
 """
 
 import argparse
+import os
 
 from recbole_speeder.cli import friendly_errors, parse_overrides
 from recbole_speeder.errors import ConfigError
@@ -21,12 +23,23 @@ def main(argv=None):
     parser.add_argument("--seeds", default="2020,2021,2022", help="comma-separated seeds")
     parser.add_argument("--config_files", default=None, help="space-separated YAML files for every run")
     parser.add_argument("--out_dir", default="benchmark_results")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="RUNS_CSV",
+                        help="no training: one table from earlier -runs.csv files")
     args, rest = parser.parse_known_args(argv)
+    from recbole_speeder.benchmark import benchmark, read_runs, write_tables
+
+    if args.merge:
+        missing = [p for p in args.merge if not os.path.isfile(p)]
+        if missing:
+            raise ConfigError(f"--merge: no such file {missing[0]}")
+        table, base = write_tables(read_runs(args.merge), args.out_dir)
+        print(table)
+        print(f"written: {base}.md, {base}-summary.csv, {base}-runs.csv")
+        return
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s]
     except ValueError:
         raise ConfigError(f"--seeds must be comma-separated integers (got '{args.seeds}').") from None
-    from recbole_speeder.benchmark import benchmark
     from recbole_speeder.utils import get_model
 
     models = [m for m in args.models.split(",") if m]

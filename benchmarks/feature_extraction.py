@@ -1,6 +1,6 @@
 """Time to extract and cache the frozen item features, cold (empty cache) and warm (cache hit).
 
-    python benchmarks/feature_extraction.py [--seq-epochs N] [--device cpu|cuda|auto]
+    python benchmarks/feature_extraction.py [--seq-epochs N] [--device cpu|cuda|auto] [--datasets ml-100k MMSynth]
 
 Datasets: ml-100k (text + seq; copied from the installed recbole package into a temporary
 data home) and, when ``dataset/MMSynth`` exists (``python dataset/prepare.py synthetic
@@ -60,15 +60,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seq-epochs", type=int, default=None, help="override seq_encoder_epochs")
     parser.add_argument("--device", default="auto", help="feature_device (auto, cpu, cuda)")
+    parser.add_argument("--datasets", nargs="+", default=["ml-100k", "MMSynth"], help="subset of ml-100k MMSynth")
     args = parser.parse_args()
     import logging
 
     logging.basicConfig(level=logging.WARNING)
     home = tempfile.mkdtemp(prefix="speeder-feature-bench-")
     try:
-        rows = run_dataset("ml-100k", home, ["text", "seq"], args)  # Config copies ml-100k in
+        rows = []
+        if "ml-100k" in args.datasets:
+            rows += run_dataset("ml-100k", home, ["text", "seq"], args)  # Config copies ml-100k in
         synth = os.path.join(ROOT, "dataset", "MMSynth")
-        if os.path.isdir(synth):
+        if "MMSynth" in args.datasets and os.path.isdir(synth):
             shutil.copytree(synth, os.path.join(home, "MMSynth"), ignore=shutil.ignore_patterns("features"))
             rows += run_dataset("MMSynth", home, ["text", "vision", "seq"], args)
     finally:

@@ -79,13 +79,37 @@ def benchmark(models, dataset, seeds, config_file_list=None, overrides=None, out
             config_dict = dict(overrides or {}, seed=seed)
             rows.append(flatten(run(model=model, dataset=dataset, config_file_list=config_file_list,
                                     config_dict=config_dict)))
+    return write_tables(rows, out_dir)
+
+
+def read_runs(paths):
+    """Rows of earlier ``-runs.csv`` files (to merge runs made in separate jobs into one table)."""
+    rows = []
+    for path in paths:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                rows.append({k: (v if k in ("model", "dataset") else _number(v)) for k, v in row.items()})
+    return rows
+
+
+def _number(text):
+    if text in ("", "None"):
+        return None
+    value = float(text)
+    return int(value) if value.is_integer() and "." not in text else value
+
+
+def write_tables(rows, out_dir):
+    """Write the runs CSV, the summary CSV and the markdown table of ``rows``; return (table, base)."""
     summary, columns = summarize(rows)
+    datasets = sorted({str(r["dataset"]) for r in rows})
+    seeds = sorted({r["seed"] for r in rows})
     stamp = time.strftime("%Y%m%d-%H%M%S")
     os.makedirs(out_dir, exist_ok=True)
-    base = os.path.join(out_dir, f"{dataset}-{stamp}")
+    base = os.path.join(out_dir, f"{'+'.join(datasets)}-{stamp}")
     _write_csv(base + "-runs.csv", rows)
     _write_csv(base + "-summary.csv", summary)
-    title = f"{dataset}: test split, {len(seeds)} seed(s) {', '.join(map(str, seeds))}"
+    title = f"{', '.join(datasets)}: test split, seeds {', '.join(map(str, seeds))}"
     table = markdown(summary, columns, title)
     with open(base + ".md.tmp", "w") as f:
         f.write(table)

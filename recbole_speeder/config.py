@@ -15,6 +15,9 @@ Differences from RecBole's ``Config``, each small:
 - ``data_path`` stays a data home (``dataset/`` by default) for every dataset, ml-100k
   included (RecBole points ml-100k at its package folder; the plugin copies the files into
   the data home so candidate sets and features can be stored beside them);
+- ``local_rank`` / ``nproc`` / ``world_size`` (RecBole's own multi-GPU mode, which starts NCCL
+  inside ``Config``) are refused; launched processes (``accelerate launch`` / ``torchrun``)
+  get their device from :mod:`recbole_speeder.trainer.distributed`;
 - ``split_mode`` chooses the paper's 7:2:1 split of sequences (``sequence``) or RecBole's
   leave-one-out (``LS``); ``auto`` takes ``sequence`` when the split files exist.
 """
@@ -132,6 +135,15 @@ class Config(RecBoleConfig):
         for path in plugin_files:
             if os.path.isfile(path):
                 self._update_internal_config_dict(path)
+
+    def _init_device(self):
+        # multi-process runs are launched by accelerate / torchrun (trainer/distributed.py):
+        # RecBole's own mode (local_rank -> NCCL started here) is refused
+        from recbole_speeder.trainer import distributed
+
+        distributed.check_recbole_ddp_keys(self.final_config_dict)
+        if not distributed.init_launched_device(self.final_config_dict):
+            super()._init_device()
 
     def _set_default_parameters(self):
         data_home = self.final_config_dict["data_path"]

@@ -2,6 +2,8 @@
 
 One run: config -> dataset -> RecBole split and dataloaders -> model -> trainer.fit ->
 RecBole's full-ranking test metrics -> the candidate-protocol metrics on the shared sets.
+Under ``accelerate launch`` / ``torchrun`` the LLM models train data-parallel
+(:mod:`recbole_speeder.trainer.distributed`): process 0 logs and writes the shared files first.
 """
 
 import logging
@@ -9,12 +11,14 @@ from logging import getLogger
 
 import recbole_speeder.compat  # noqa: F401  (numpy/pandas/torch adaptations first)
 from recbole.data import data_preparation
-from recbole.utils import init_logger, init_seed, set_color
+from recbole.utils import init_seed, set_color
 
 from recbole_speeder.config import Config
+from recbole_speeder.errors import ConfigError
 from recbole_speeder.data.candidates import load_or_draw
 from recbole_speeder.features.loader import load_item_features
 from recbole_speeder.trainer.candidate_eval import CandidateEvaluator
+from recbole_speeder.trainer.distributed import context_for, init_process_logging
 from recbole_speeder.utils import create_dataset, get_model, get_trainer
 
 
@@ -35,8 +39,9 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
     """
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     init_seed(config["seed"], config["reproducibility"])
+    dist = context_for(config)
     _reset_logging()
-    init_logger(config)
+    init_process_logging(config)
     logger = getLogger()
     logger.info(config)
 
@@ -46,20 +51,26 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
 
     model_class = get_model(config["model"])
     candidate_only = getattr(model_class, "candidate_only", False)
+    if dist.enabled and not candidate_only:
+        raise ConfigError(f"{config['model']}: multi-process launches train the LLM models only; "
+                          "run RecBole's models with plain `python run_recbole_speeder.py`.")
     candidate_sets = {}
     if config["candidate_eval"] or candidate_only:
-        candidate_sets = {
-            split: load_or_draw(config, dataset, data._dataset, split)
-            for split, data in (("valid", valid_data), ("test", test_data))
-        }
+        with dist.main_process_first():  # process 0 draws and stores the sets, the others read them
+            candidate_sets = {
+                split: load_or_draw(config, dataset, data._dataset, split)
+                for split, data in (("valid", valid_data), ("test", test_data))
+            }
     if getattr(model_class, "needs_item_features", False):
-        train_data._dataset.item_features = load_item_features(config, train_data._dataset, train_data)
+        with dist.main_process_first():  # process 0 fills the feature cache
+            train_data._dataset.item_features = load_item_features(config, train_data._dataset, train_data)
 
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = model_class(config, train_data._dataset).to(config["device"])
     logger.info(model)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     trainer.candidate_sets = candidate_sets
+    dist.seed_process(config)  # launched processes draw their own negatives, dropout, PPT questions
 
     if model_file is None:
         if resume_file is not None:

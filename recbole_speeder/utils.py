@@ -10,6 +10,7 @@ import importlib
 import pkgutil
 
 import recbole_speeder.compat as compat
+from recbole.model.abstract_recommender import AbstractRecommender
 from recbole.utils import ModelType
 from recbole.utils import get_trainer as recbole_get_trainer
 
@@ -48,7 +49,7 @@ def plugin_model_names():
         module = importlib.import_module(f"recbole_speeder.model.{info.name}")
         names += [
             n for n, obj in vars(module).items()
-            if isinstance(obj, type) and n.lower() == info.name and getattr(obj, "type", None) is not None
+            if isinstance(obj, type) and n.lower() == info.name and issubclass(obj, AbstractRecommender)
         ]
     return names
 
@@ -56,7 +57,7 @@ def plugin_model_names():
 def get_model(model_name):
     """Model class for ``model_name``: the plugin's if it has one, else RecBole's."""
     module = _plugin_model_module(model_name)
-    if module is not None and hasattr(module, model_name):
+    if module is not None and model_name in plugin_model_names():
         return getattr(module, model_name)
     # RecBole's own get_model falls through to exlib_recommender, which imports
     # lightgbm/xgboost; the plugin looks in RecBole's model packages only.

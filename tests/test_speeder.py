@@ -8,24 +8,6 @@ import torch
 from recbole_speeder.quick_start import run
 
 
-@pytest.fixture(scope="session")
-def tiny_llm_dir(tmp_path_factory):
-    """A 2-layer Llama with SmolLM2's real tokenizer, saved as a local model folder."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from recbole_speeder.model.backbone import load_tokenizer
-
-    tokenizer = load_tokenizer()
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
-
-
 @pytest.fixture
 def speeder_config(fast_config, tiny_llm_dir):
     return dict(

@@ -11,7 +11,10 @@ kept):
 - ``steps_per_epoch`` caps the batches of an epoch (random batches, the loader shuffles);
 - a checkpoint is a folder: ``adapter/`` (peft's LoRA format), ``plugin.safetensors`` (every
   other trainable weight of the plugin), ``trainer_state.pt`` (epoch, optimizer, scheduler;
-  loads with ``weights_only=True``), written into a temporary folder and renamed into place.
+  loads with ``weights_only=True``), written into a temporary folder and renamed into place;
+- under ``accelerate launch`` / ``torchrun`` (``WORLD_SIZE`` > 1) training batches are sharded,
+  the loss runs in DDP, evaluation is sharded and gathered, and only process 0 writes
+  checkpoints (:mod:`recbole_speeder.trainer.distributed`); one process changes nothing.
 """
 
 import math
@@ -27,7 +30,7 @@ from tqdm import tqdm
 
 from recbole_speeder.compat import _plain
 from recbole_speeder.errors import ConfigError
-from recbole_speeder.trainer.candidate_eval import CandidateEvaluator
+from recbole_speeder.trainer.distributed import context_for
 from recbole_speeder.trainer.timing import TrainTimeMixin
 
 
@@ -49,13 +52,16 @@ class _LLMTrainerCore(Trainer):
 
     def __init__(self, config, model):
         super().__init__(config, model)
-        self.saved_model_file = self.saved_model_file[: -len(".pth")]
+        self.dist = context_for(config)
+        self.dist.silence_trainer(self)
+        # every process must name the same checkpoint folder: process 0's
+        self.saved_model_file = self.dist.broadcast_object(self.saved_model_file[: -len(".pth")])
         self.valid_metric = (config["valid_metric"] or "vhr@1").lower()
         self.valid_metric_bigger = True
         self.best_valid_score = -math.inf
         self.steps_per_epoch = config["steps_per_epoch"]
         self.warmup_ratio = float(config["warmup_ratio"] or 0.0)
-        self.evaluator = CandidateEvaluator(config)
+        self.evaluator = self.dist.candidate_evaluator(config)
         self.candidate_sets = {}
         self.scheduler = None
 
@@ -67,7 +73,8 @@ class _LLMTrainerCore(Trainer):
         return super()._build_optimizer(params=params, **kwargs)
 
     def _steps_in_epoch(self, train_data):
-        return min(len(train_data), self.steps_per_epoch or len(train_data))
+        batches = self.dist.batches_per_process(train_data)
+        return min(batches, self.steps_per_epoch or batches)
 
     def _build_scheduler(self, train_data, epochs):
         total = self._steps_in_epoch(train_data) * max(1, epochs)
@@ -82,13 +89,15 @@ class _LLMTrainerCore(Trainer):
         self.model.train()
         steps = self._steps_in_epoch(train_data)
         total_loss, self.epoch_samples = 0.0, 0
+        loss_of = self.dist.loss_function(self.model)
+        train_data = self.dist.shard(train_data)
         batches = tqdm(train_data, total=steps, ncols=100, desc=f"Train {epoch_idx:>4}") if show_progress else train_data
         for step, interaction in enumerate(batches):
             if step >= steps:
                 break
             interaction = interaction.to(self.device)
             self.optimizer.zero_grad()
-            loss = self.model.calculate_loss(interaction)
+            loss = loss_of(interaction)
             self._check_nan(loss)
             loss.backward()
             if self.clip_grad_norm:
@@ -97,6 +106,9 @@ class _LLMTrainerCore(Trainer):
             self.scheduler.step()
             total_loss += loss.item()
             self.epoch_samples += len(interaction)
+        if self.dist.enabled:  # all processes' samples; the mean loss over them
+            self.epoch_samples = self.dist.sum(self.epoch_samples)
+            total_loss = self.dist.sum(total_loss) / self.dist.num_processes
         return total_loss / max(1, min(steps, len(train_data)))
 
     # -- evaluation ---------------------------------------------------------------------
@@ -115,6 +127,11 @@ class _LLMTrainerCore(Trainer):
 
     # -- checkpoints --------------------------------------------------------------------
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        if self.dist.is_main_process:
+            self._write_checkpoint(epoch, verbose=verbose, **kwargs)
+        self.dist.wait_for_everyone()  # the others load it next (best weights, next MPO stage)
+
+    def _write_checkpoint(self, epoch, verbose=True, **kwargs):
         folder = kwargs.pop("saved_model_file", self.saved_model_file)
         parent = os.path.dirname(os.path.abspath(folder))
         os.makedirs(parent, exist_ok=True)

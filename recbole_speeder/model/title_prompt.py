@@ -1,0 +1,146 @@
+"""Title prompts of the LLM baselines (TALLRec, LLaRA, zero-shot LLM).
+
+Every history item and candidate is written as its title; LLaRA's *hybrid* item
+representation appends one placeholder position to each title whose input embedding is
+replaced by the item's projected SASRec embedding (LLaRA, "textual + behavioural" tokens).
+The answer is the chosen candidate's title followed by the end-of-sequence token.
+
+Fixed text comes from ``prompt_template`` (``{history}`` and ``{candidates}`` once each),
+tokenised by :class:`~recbole_speeder.model.prompt.HybridPrompt` (piece-wise encoding, BOS,
+optional chat template); a title is encoded once per item as a piece in the middle of a
+prompt and cut to ``title_max_tokens`` tokens. Prompts are left-padded so that the last
+prompt (or answer) token of every row sits at the last position.
+"""
+
+import logging
+
+import numpy as np
+import torch
+
+from recbole_speeder.errors import DataError
+from recbole_speeder.features.loader import read_item_table
+from recbole_speeder.model.prompt import HybridPrompt, PromptBatch
+from recbole_speeder.model.title_answer import IGNORE
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TITLE_PROMPT = (
+    "Here is the purchase history of a user, oldest first: {history}. "
+    "Which of these candidates will the user buy next? {candidates}. "
+    "Answer with the title of one candidate only. Answer: ")
+
+
+def item_titles(config, dataset):
+    """Title of every RecBole internal item id (index 0 = [PAD] -> ""), from ``<name>.item``.
+
+    Items without a title (or absent from the file) are called ``item <token>`` (counted in
+    a warning) so that every candidate can still be named.
+    """
+    table, path = read_item_table(config)
+    if table is None:
+        raise DataError(f"Item file {path} is missing: title prompts need the item titles (TITLE_FIELD).")
+    id_field, title_field = config["ITEM_ID_FIELD"], config["TITLE_FIELD"] or "title"
+    for column, key in ((id_field, "ITEM_ID_FIELD"), (title_field, "TITLE_FIELD")):
+        if column not in table.columns:
+            raise DataError(f"Item file {path} has no column '{column}' (config key {key}); its columns are "
+                            f"{', '.join(table.columns)}.")
+    table = table.drop_duplicates(subset=id_field, keep="first")
+    by_token = dict(zip(table[id_field].tolist(), table[title_field].str.strip().tolist()))
+    tokens = [str(t) for t in dataset.field2id_token[dataset.iid_field]]
+    titles, missing = [""], 0
+    for token in tokens[1:]:
+        title = by_token.get(token, "")
+        if not title:
+            missing += 1
+            title = f"item {token}"
+        titles.append(title)
+    if missing:
+        logger.warning(f"{missing} of {len(tokens) - 1} items have no title in {path}; they are shown as 'item <token>'.")
+    return titles
+
+
+class TitlePrompt(HybridPrompt):
+    """Builds title prompts (optionally hybrid) and their teacher-forced answers."""
+
+    def __init__(self, tokenizer, titles, prompt_template=DEFAULT_TITLE_PROMPT, item_separator=", ",
+                 use_chat_template=False, title_max_tokens=24):
+        super().__init__(tokenizer, prompt_template=prompt_template, item_separator=item_separator,
+                         use_chat_template=use_chat_template)
+        self.titles = list(titles)
+        self.title_max_tokens = int(title_max_tokens)
+        if self.title_max_tokens < 1:
+            raise ValueError(f"title_max_tokens must be at least 1 (got {title_max_tokens})")
+        self.eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else self.pad_id
+        self._title_ids = {}
+
+    def title_ids(self, item):
+        """Token ids of the item's title as shown in prompts (cut to ``title_max_tokens``)."""
+        item = int(item)
+        ids = self._title_ids.get(item)
+        if ids is None:
+            ids = self.encode_piece(self.titles[item])[: self.title_max_tokens]
+            self._title_ids[item] = ids
+        return ids
+
+    def title_text(self, item):
+        """The title as the LLM sees it (after the cut): what an answer is matched against."""
+        return self.tokenizer.decode(self.title_ids(item), skip_special_tokens=True).strip()
+
+    def answer_ids(self, item):
+        """Target tokens of an answer naming ``item``: its title, then end of sequence."""
+        return list(self.title_ids(item)) + [self.eos_id]
+
+    def _row(self, history, candidates, hybrid, answer):
+        ids, slots = [], []
+        for k, piece in enumerate(self._rec_pieces):
+            ids.extend(piece)
+            if k == len(self._rec_order):
+                break
+            items = history if self._rec_order[k] == "history" else candidates
+            for j, item in enumerate(items):
+                ids.extend(self.title_ids(item))
+                if hybrid:
+                    slots.append((len(ids), item))
+                    ids.append(self.pad_id)
+                if j + 1 < len(items):
+                    ids.extend(self._sep_ids)
+        answer_ids = self.answer_ids(answer) if answer is not None else []
+        return ids + answer_ids, slots, len(answer_ids)
+
+    def build(self, histories, candidates, hybrid=None, answers=None):
+        """Left-padded title prompts.
+
+        Args:
+            histories: per row, history item ids oldest first (no padding).
+            candidates: [B, C] candidate item ids.
+            hybrid: per row, whether items carry their embedding placeholder (default none).
+            answers: optional per-row item id whose answer tokens are appended (teacher forcing).
+
+        Returns:
+            (PromptBatch, labels): ``item_ids`` marks the placeholders (history_index stays 0:
+            no position prompts); ``labels`` [B, L] holds the answer token ids at the answer
+            positions and ``IGNORE`` elsewhere (None without ``answers``).
+        """
+        candidates = np.asarray(candidates.cpu() if torch.is_tensor(candidates) else candidates, dtype=np.int64)
+        histories = [np.asarray(h.cpu() if torch.is_tensor(h) else h, dtype=np.int64).reshape(-1) for h in histories]
+        if candidates.ndim != 2 or len(candidates) != len(histories):
+            raise ValueError(f"candidates must be [B, C] with B={len(histories)}, got shape {candidates.shape}")
+        size = len(histories)
+        hybrid = np.zeros(size, dtype=bool) if hybrid is None else np.asarray(hybrid, dtype=bool).reshape(size)
+        rows = [self._row(h.tolist(), c.tolist(), bool(y), None if answers is None else int(answers[b]))
+                for b, (h, c, y) in enumerate(zip(histories, candidates, hybrid))]
+        length = max(len(r[0]) for r in rows)
+        input_ids = np.full((size, length), self.pad_id, dtype=np.int64)
+        mask = np.zeros((size, length), dtype=np.int64)
+        item_ids = np.zeros((size, length), dtype=np.int64)
+        labels = np.full((size, length), IGNORE, dtype=np.int64)
+        for b, (ids, slots, n_answer) in enumerate(rows):
+            off = length - len(ids)
+            input_ids[b, off:] = ids
+            mask[b, off:] = 1
+            for pos, item in slots:
+                item_ids[b, off + pos] = item
+            if n_answer:
+                labels[b, length - n_answer:] = ids[-n_answer:]
+        batch = PromptBatch(*(torch.from_numpy(a) for a in (input_ids, mask, item_ids, np.zeros_like(item_ids))))
+        return batch, (torch.from_numpy(labels) if answers is not None else None)

@@ -1,0 +1,349 @@
+"""Data-parallel training of the LLM recommenders with Hugging Face ``accelerate``.
+
+Launch the usual run script under ``accelerate launch --num_processes N`` or
+``torchrun --nproc_per_node N``. When the launcher sets ``WORLD_SIZE`` > 1, each process:
+
+- gets its device from the launcher (``cuda:LOCAL_RANK``, or the CPU when ``gpu_id`` is empty
+  or no GPU exists); ``gpu_id`` is not written to ``CUDA_VISIBLE_DEVICES`` (choose GPUs with
+  the environment of the launch). RecBole's own multi-process path (``local_rank`` in the
+  config, NCCL initialised inside ``Config._init_device``, its ``DistributedSampler``) stays
+  off: ``accelerate.Accelerator`` owns the process group (``distributed_backend``);
+- trains on its shard of every epoch: the RecBole loader's own shuffled batches, batch i going
+  to process i mod N (``accelerate``'s ``BatchSamplerShard``; the last round wraps around so
+  every process runs the same number of steps). A process batch is ``train_batch_size``, so
+  one optimizer step sees N x ``train_batch_size`` sequences;
+- computes its loss inside a DDP-wrapped module (:class:`LossForward`), so gradients are
+  averaged over the processes before every optimizer step; the wrapping is redone whenever
+  the set of trainable parameters changes (the MPO stages);
+- evaluates its share of the evaluation batches; the per-sequence ranks are gathered and put
+  back in order, so every process returns the metrics one process would give;
+- leaves logs, checkpoints, candidate sets and feature caches to process 0 (the others wait,
+  then read what it wrote).
+
+With ``WORLD_SIZE`` unset or 1, :func:`context_for` returns :data:`SINGLE`, whose methods hand
+everything back unchanged: a single-process run never imports or touches ``accelerate``.
+Only plain data parallelism (DDP) is supported; FSDP / DeepSpeed set up with
+``accelerate config`` are refused (evaluation calls the model outside its forward).
+"""
+
+import contextlib
+import logging
+import os
+import shutil
+import time
+import warnings
+
+import torch
+
+from recbole_speeder.errors import ConfigError
+from recbole_speeder.trainer.candidate_eval import (
+    CandidateEvaluator,
+    candidate_metrics,
+    pessimistic_rank,
+    score_candidates,
+)
+
+BACKENDS = ("auto", "nccl", "gloo")
+
+
+def launched_world_size():
+    """Processes started by the launcher (``WORLD_SIZE``; 1 when not launched)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        raise ConfigError(f"WORLD_SIZE must be an integer (got '{os.environ['WORLD_SIZE']}').") from None
+
+
+def check_recbole_ddp_keys(config_dict):
+    """Refuse RecBole's own multi-process keys: ``local_rank`` makes RecBole's ``Config``
+    start an NCCL process group itself, which would clash with the launcher's."""
+    if "local_rank" in config_dict:
+        raise ConfigError(
+            "The key 'local_rank' starts RecBole's own multi-GPU mode, which recbole-speeder replaces. "
+            "Launch with `accelerate launch --num_processes N run_recbole_speeder.py ...` or "
+            "`torchrun --nproc_per_node N run_recbole_speeder.py ...` (they pass the rank in the environment)."
+        )
+    for key in ("nproc", "world_size"):
+        value = config_dict.get(key)
+        if value is not None and str(value).strip().lstrip("-").isdigit() and int(value) > 1:
+            raise ConfigError(
+                f"'{key}: {value}' asks for RecBole's own multi-process mode; launch N processes with "
+                "`accelerate launch --num_processes N` or `torchrun --nproc_per_node N` instead."
+            )
+
+
+def init_launched_device(config_dict):
+    """RecBole's ``_init_device`` for a launched process; False (nothing done) when not launched.
+
+    Keeps RecBole in its single-process mode (``single_spec``, ``local_rank`` 0 on every
+    process, so every process builds the same initial model) and picks ``cuda:LOCAL_RANK``.
+    Processes other than 0 log errors only and show no progress bars.
+    """
+    if launched_world_size() <= 1:
+        return False
+    gpu_id = config_dict["gpu_id"]
+    gpu_id = ",".join(map(str, gpu_id)) if isinstance(gpu_id, (tuple, list)) else str(gpu_id)
+    config_dict["gpu_id"] = gpu_id
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = bool(gpu_id) and torch.cuda.is_available()
+    config_dict["device"] = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    config_dict["single_spec"] = True
+    config_dict["local_rank"] = 0
+    if int(os.environ.get("RANK", "0")) != 0:
+        config_dict["state"] = "error"
+        config_dict["show_progress"] = False
+        config_dict["verbose"] = False
+    return True
+
+
+class SingleProcess:
+    """The context of an ordinary run: every method hands its input back unchanged."""
+
+    enabled = False
+    num_processes = 1
+    process_index = 0
+    is_main_process = True
+
+    def main_process_first(self):
+        return contextlib.nullcontext()
+
+    def wait_for_everyone(self):
+        pass
+
+    def broadcast_object(self, obj):
+        return obj
+
+    def sum(self, value):
+        return value
+
+    def batches_per_process(self, loader):
+        return len(loader)
+
+    def shard(self, loader):
+        return loader
+
+    def loss_function(self, model):
+        return model.calculate_loss
+
+    def candidate_evaluator(self, config):
+        return CandidateEvaluator(config)
+
+    def seed_process(self, config):
+        pass
+
+    def silence_trainer(self, trainer):
+        pass
+
+
+SINGLE = SingleProcess()
+
+
+class LossForward(torch.nn.Module):
+    """``model.calculate_loss`` as a module's forward: DDP prepares its gradient all-reduce in
+    ``forward``, and the recommenders compute their training loss outside ``forward``."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, interaction):
+        return self.model.calculate_loss(interaction)
+
+
+class Distributed(SingleProcess):
+    """One process of a launched data-parallel run (see the module doc)."""
+
+    enabled = True
+
+    def __init__(self, config):
+        from accelerate import Accelerator, DistributedType
+        from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs
+
+        backend = str(config["distributed_backend"] or "auto").lower()
+        if backend not in BACKENDS:
+            raise ConfigError(f"distributed_backend must be one of {', '.join(BACKENDS)} (got '{backend}').")
+        device = torch.device(config["device"])
+        if backend == "nccl" and device.type != "cuda":
+            raise ConfigError("distributed_backend: nccl needs GPUs; this run is on the CPU (use gloo or auto).")
+        handlers = [
+            # the item-feature buffers are constant: no need to broadcast them at every step;
+            # trainable parts may sit idle in a step (e.g. the vision adapter on text-only data)
+            DistributedDataParallelKwargs(find_unused_parameters=True, broadcast_buffers=False),
+        ]
+        if backend != "auto":
+            handlers.append(InitProcessGroupKwargs(backend=backend))
+        try:
+            # precision is the model's (llm_dtype), as in a single-process run
+            self.accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision="no", kwargs_handlers=handlers)
+        except ValueError as err:
+            raise ConfigError(f"distributed_backend: {err}") from None
+        if self.accelerator.distributed_type not in (DistributedType.MULTI_GPU, DistributedType.MULTI_CPU):
+            raise ConfigError(
+                f"Launched with accelerate's {self.accelerator.distributed_type.value} setup; recbole-speeder "
+                "supports plain data parallelism only (MULTI_GPU / MULTI_CPU). Run `accelerate config` again "
+                "without FSDP / DeepSpeed, or launch with torchrun."
+            )
+        if torch.device(self.accelerator.device) != device and device.type == "cuda":
+            raise ConfigError(f"Process device {device} differs from accelerate's {self.accelerator.device}.")
+        self.num_processes = self.accelerator.num_processes
+        self.process_index = self.accelerator.process_index
+        self.is_main_process = self.accelerator.is_main_process
+        self.device = device
+        self.seed = int(config["seed"])
+        self._wrapped, self._wrapped_for = None, None
+        self._shards = {}
+
+    # -- coordination --------------------------------------------------------------------
+    def main_process_first(self):
+        """Process 0 runs the block first (it writes caches), then the others (they read them)."""
+        return self.accelerator.main_process_first()
+
+    def wait_for_everyone(self):
+        self.accelerator.wait_for_everyone()
+
+    def broadcast_object(self, obj):
+        from accelerate.utils import broadcast_object_list
+
+        return broadcast_object_list([obj], from_process=0)[0]
+
+    def sum(self, value):
+        """Sum of a number over the processes (same type back)."""
+        total = self.accelerator.reduce(torch.tensor([float(value)], device=self.device), reduction="sum")
+        return type(value)(total.item())
+
+    def gather_objects(self, items):
+        """Concatenation of every process's list ``items``, in process order."""
+        from accelerate.utils import gather_object
+
+        return gather_object(items)
+
+    # -- training -------------------------------------------------------------------------
+    def batches_per_process(self, loader):
+        return len(self.shard(loader))
+
+    def shard(self, loader):
+        """This process's share of the RecBole ``loader``'s shuffled batches (module doc)."""
+        if id(loader) not in self._shards:
+            from accelerate.data_loader import BatchSamplerShard
+
+            batches = BatchSamplerShard(
+                loader.batch_sampler, num_processes=self.num_processes, process_index=self.process_index,
+                split_batches=False, even_batches=True,
+            )
+            # a generator of its own: the loader must not draw from the global RNG
+            self._shards[id(loader)] = (loader, torch.utils.data.DataLoader(
+                list(range(loader.sample_size)), batch_sampler=batches, collate_fn=loader.collate_fn,
+                num_workers=loader.num_workers, generator=torch.Generator().manual_seed(self.seed),
+            ))
+        return self._shards[id(loader)][1]
+
+    def loss_function(self, model):
+        """DDP-wrapped ``model.calculate_loss``; rewrapped when the trainable set changes."""
+        trainable = tuple(id(p) for p in model.parameters() if p.requires_grad)
+        if self._wrapped is None or self._wrapped_for != (id(model), trainable):
+            self._wrapped = None
+            self.accelerator.free_memory()  # drop the previous wrapper (and its gradient hooks)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*broadcast_buffers.*", category=FutureWarning)
+                self._wrapped = self.accelerator.prepare_model(LossForward(model), device_placement=False)
+            self._wrapped_for = (id(model), trainable)
+        return self._wrapped
+
+    # -- evaluation and output --------------------------------------------------------------
+    def candidate_evaluator(self, config):
+        return ShardedCandidateEvaluator(config, self)
+
+    def seed_process(self, config):
+        """Seed ``seed + process index`` (as RecBole does per rank): after the model is built
+        (same initial weights everywhere), each process draws its own training randomness."""
+        from recbole.utils import init_seed
+
+        init_seed(config["seed"] + self.process_index, config["reproducibility"])
+
+    def silence_trainer(self, trainer):
+        """Processes other than 0 write no TensorBoard files (RecBole opens one per trainer)."""
+        if self.is_main_process:
+            return
+        writer = getattr(trainer, "tensorboard", None)
+        if writer is not None and hasattr(writer, "log_dir"):
+            writer.close()
+            shutil.rmtree(writer.log_dir, ignore_errors=True)
+        trainer.tensorboard = _NoTensorboard()
+
+
+class _NoTensorboard:
+    """Accepts TensorBoard calls and writes nothing (processes other than 0)."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+class ShardedCandidateEvaluator(CandidateEvaluator):
+    """:class:`CandidateEvaluator` over N processes: batch i is scored by process i mod N, the
+    per-sequence ranks are gathered and re-ordered by their row offset (each row exactly once),
+    and the metrics are computed from all rows, so they equal a single process's."""
+
+    def __init__(self, config, dist):
+        super().__init__(config)
+        self.dist = dist
+
+    @torch.no_grad()
+    def evaluate(self, model, eval_data, candidate_set):
+        model.eval()
+        mine, ranked, offset = [], True, 0
+        self._sync()
+        start = time.perf_counter()
+        for index, batch in enumerate(eval_data):
+            interaction = batch[0] if isinstance(batch, tuple) else batch
+            size = len(interaction)
+            if index % self.dist.num_processes == self.dist.process_index:
+                interaction = interaction.to(self.device)
+                candidates = candidate_set.item_ids[offset : offset + size].to(self.device)
+                target_pos = candidate_set.target_pos[offset : offset + size].to(self.device)
+                out = score_candidates(model, interaction, candidates)
+                mine.append((offset, pessimistic_rank(out.scores.float(), target_pos).cpu(), out.valid.cpu()))
+                ranked = ranked and out.ranked
+            offset += size
+        rows = sorted(self.dist.gather_objects(mine), key=lambda row: row[0])
+        ranked = all(self.dist.gather_objects([ranked]))
+        self._sync()
+        elapsed = time.perf_counter() - start
+        covered = 0
+        for row_offset, ranks, _ in rows:
+            if row_offset != covered:
+                raise RuntimeError(f"sharded evaluation: rows from {covered} to {row_offset} missing or repeated")
+            covered += len(ranks)
+        if offset != len(candidate_set) or covered != offset:
+            raise RuntimeError(f"evaluation saw {offset} rows ({covered} gathered), the candidate set has {len(candidate_set)}")
+        ranks = torch.cat([r for _, r, _ in rows])
+        valids = torch.cat([v for _, _, v in rows])
+        result = candidate_metrics(ranks, valids, self.topk, ranked)
+        result = {k: round(v, self.decimals) for k, v in result.items()}
+        result["n"] = offset
+        result["infer_ms_per_sample"] = round(1000.0 * elapsed / max(offset, 1), 4)
+        return result
+
+
+_CONTEXT = None
+
+
+def context_for(config):
+    """The process's context: :data:`SINGLE`, or one :class:`Distributed` per launched process."""
+    global _CONTEXT
+    if launched_world_size() <= 1:
+        return SINGLE
+    if _CONTEXT is None:
+        _CONTEXT = Distributed(config)
+    return _CONTEXT
+
+
+def init_process_logging(config):
+    """RecBole's ``init_logger`` on process 0; the others print errors only and write no file."""
+    from recbole.utils import init_logger
+
+    if context_for(config).is_main_process:
+        init_logger(config)
+        return
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.ERROR)
+    logging.basicConfig(level=logging.ERROR, handlers=[handler])

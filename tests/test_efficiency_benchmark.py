@@ -1,0 +1,67 @@
+"""benchmarks/efficiency.py on CPU with the tiny backbone (numbers are not targets)."""
+
+import importlib.util
+import json
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def efficiency():
+    spec = importlib.util.spec_from_file_location("efficiency", os.path.join(ROOT, "benchmarks", "efficiency.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_titles_have_the_requested_token_count(efficiency):
+    from recbole_speeder.model.backbone import load_tokenizer
+    from recbole_speeder.model.prompt import HybridPrompt
+
+    tokenizer = load_tokenizer()
+    titles = efficiency.make_titles(tokenizer, 20, 7, seed=1)
+    piece = HybridPrompt(tokenizer).encode_piece
+    assert len(set(titles)) > 1 and all(len(piece(t)) == 7 for t in titles)
+
+
+def test_benchmark_runs_every_model_on_cpu_and_writes_table_and_plot(efficiency, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    assert efficiency.main(["--backbone", "tiny", "--history", "2,4", "--batch", "4", "--micro-batch", "2",
+                            "--steps", "1", "--warmup", "1", "--title-tokens", "4", "--items", "40",
+                            "--device", "cpu", "--out", str(out)]) == 0
+    result = json.loads((out / "efficiency.json").read_text())
+    rows = {(r["model"], r["n"]): r for r in result["rows"]}
+    assert set(rows) == {(m, n) for m in ("Speeder", "LLaRA", "TALLRec", "ZeroShot") for n in (2, 4)}
+    for (model, n), row in rows.items():
+        assert row["infer_ms"] > 0 and row["infer_peak_mib"] > 0
+        assert (row["train_ms"] is None) == (model == "ZeroShot")
+    # prompt lengths: Speeder ~2 tokens per item, the title prompts ~title + 1 (LLaRA) per item
+    for n in (2, 4):
+        assert rows[("Speeder", n)]["prompt_tokens"] < rows[("TALLRec", n)]["prompt_tokens"]
+        assert rows[("LLaRA", n)]["prompt_tokens"] - rows[("TALLRec", n)]["prompt_tokens"] == n + 5
+    for model in ("LLaRA", "TALLRec"):  # 4 more history titles of 4 tokens + separators
+        assert rows[(model, 4)]["prompt_tokens"] > rows[(model, 2)]["prompt_tokens"] + 8
+    table = (out / "efficiency.md").read_text()
+    assert "| Speeder | 2 |" in table and "| ZeroShot | 4 |" in table and "1.0x" in table
+    assert (out / "efficiency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # --replot redraws from the JSON alone, and merges runs split by model
+    (out / "efficiency.md").unlink()
+    assert efficiency.main(["--replot", str(out)]) == 0 and (out / "efficiency.md").is_file()
+    for part, keep in (("a", {"Speeder"}), ("b", {"LLaRA", "TALLRec", "ZeroShot"})):
+        (tmp_path / part).mkdir()
+        (tmp_path / part / "efficiency.json").write_text(json.dumps(
+            dict(result, rows=[r for r in result["rows"] if r["model"] in keep])))
+    merged = tmp_path / "merged"
+    assert efficiency.main(["--replot", f"{tmp_path / 'b'},{tmp_path / 'a'}", "--out", str(merged)]) == 0
+    assert (merged / "efficiency.md").read_text() == table
+
+
+def test_bad_options_are_refused(efficiency):
+    with pytest.raises(SystemExit):
+        efficiency.parse_args(["--history", "5,x"])
+    with pytest.raises(SystemExit):
+        efficiency.parse_args(["--models", "Speeder,GPT5"])
