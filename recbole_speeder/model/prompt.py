@@ -382,15 +382,17 @@ def build_inputs_embeds(model, batch, slot_vectors, position_prompts=None):
 def answer_logits(model, inputs_embeds, attention_mask):
     """Vocabulary logits at the answer position only ([B, V]).
 
-    Runs the decoder for hidden states, then the LM head on the last row alone: the full
-    [B, L, V] logits are never formed. Position ids follow the attention mask (as
+    Runs the decoder for hidden states, then the LM head on the last row alone, in float32:
+    the full [B, L, V] logits are never formed. Position ids follow the attention mask (as
     ``generate`` does with left padding), so padding does not shift positions.
     """
     decoder, lm_head = causal_lm_parts(model)
     position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     hidden = decoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
                      position_ids=position_ids, use_cache=False).last_hidden_state
-    return lm_head(hidden[:, -1])
+    # float32 logits: in bfloat16 the few label logits often tie exactly, and ties decide answers
+    bias = None if lm_head.bias is None else lm_head.bias.float()
+    return F.linear(hidden[:, -1].float(), lm_head.weight.float(), bias)
 
 
 def answer_loss(logits, target_token_ids):

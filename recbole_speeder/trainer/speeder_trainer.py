@@ -66,7 +66,8 @@ class SpeederTrainer(LLMTrainer):
                 self._enter_stage(stage)
                 self.start_epoch, self.cur_step, self.best_valid_score = 0, 0, -math.inf
             self.epochs = epochs
-            self.eval_step = max(1, min(self.config["eval_step"], epochs)) if epochs else 1
+            configured = self.config["eval_step"]  # <= 0: no validation, keep the last epoch
+            self.eval_step = min(configured, epochs) if configured > 0 and epochs else 0
             self.logger.info(f"MPO stage {stage}: {epochs} epoch(s), trainable MRC parts "
                              f"{self.model.mrc.trainable_parts()} + LoRA + PPL")
             score, result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
