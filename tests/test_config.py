@@ -70,3 +70,9 @@ def test_run_script_prints_clear_error_not_traceback(workdir):
     assert proc.returncode == 2
     assert "error: Unknown model 'NoSuchModel'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_only_recommenders_count_as_models(fast_config):
+    # MRC is a module of the plugin, not a model: naming it is an unknown-model error
+    with pytest.raises(ConfigError, match="Unknown model 'MRC'"):
+        Config(model="MRC", dataset="tiny", config_dict=fast_config)
