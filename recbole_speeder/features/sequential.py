@@ -37,7 +37,7 @@ def sequential_settings(config):
         "model": "SASRec",
         "epochs": int(config["seq_encoder_epochs"] if config["seq_encoder_epochs"] is not None else 10),
         "hidden_size": int(config["seq_encoder_hidden"] or 64),
-        "batch_size": int(config["seq_encoder_batch_size"] or 256),
+        "batch_size": int(config["seq_encoder_batch_size"] or 2048),
         "learning_rate": float(config["seq_encoder_lr"] or 0.001),
         "seed": int(config["seed"] if config["seed"] is not None else 2020),
         "max_len": int(config["MAX_ITEM_LIST_LENGTH"] or 50),

@@ -33,7 +33,6 @@ Named parts (for MPO, section 2.5), each parameter belongs to exactly one:
 =========== ==========================================================================
 """
 
-from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -78,26 +78,48 @@ class CandidateEvaluator:
     def evaluate(self, model, eval_data, candidate_set):
         """Metrics dict plus ``n`` and ``infer_ms_per_sample`` (whole pass, device synchronised)."""
         model.eval()
-        ranks, valids, ranked = [], [], True
-        offset = 0
         self._sync()
         start = time.perf_counter()
-        for batch in eval_data:
-            interaction = batch[0] if isinstance(batch, tuple) else batch
-            interaction = interaction.to(self.device)
-            size = len(interaction)
-            candidates = candidate_set.item_ids[offset : offset + size].to(self.device)
-            target_pos = candidate_set.target_pos[offset : offset + size].to(self.device)
-            offset += size
-            out = score_candidates(model, interaction, candidates)
-            ranks.append(pessimistic_rank(out.scores.float(), target_pos).cpu())
-            valids.append(out.valid.cpu())
-            ranked = ranked and out.ranked
+        rows, ranked, offset = self.score_batches(model, eval_data, candidate_set)
+        rows, ranked = self.collect(rows, ranked)
         self._sync()
-        elapsed = time.perf_counter() - start
-        if offset != len(candidate_set):
-            raise RuntimeError(f"evaluation saw {offset} rows, the candidate set has {len(candidate_set)}")
-        result = candidate_metrics(torch.cat(ranks), torch.cat(valids), self.topk, ranked)
+        return self.summarize(rows, ranked, offset, candidate_set, time.perf_counter() - start)
+
+    def keep_batch(self, index):
+        """Whether this process scores batch ``index`` (all of them in one process)."""
+        return True
+
+    def collect(self, rows, ranked):
+        """The (offset, ranks, valid) rows of every process (just this one's here)."""
+        return rows, ranked
+
+    def score_batches(self, model, eval_data, candidate_set):
+        """(offset, ranks, valid) per kept batch, whether all scores ranked, rows seen."""
+        rows, ranked, offset = [], True, 0
+        for index, batch in enumerate(eval_data):
+            interaction = batch[0] if isinstance(batch, tuple) else batch
+            size = len(interaction)
+            if self.keep_batch(index):
+                candidates = candidate_set.item_ids[offset : offset + size].to(self.device)
+                target_pos = candidate_set.target_pos[offset : offset + size].to(self.device)
+                out = score_candidates(model, interaction.to(self.device), candidates)
+                rows.append((offset, pessimistic_rank(out.scores.float(), target_pos).cpu(), out.valid.cpu()))
+                ranked = ranked and out.ranked
+            offset += size
+        return rows, ranked, offset
+
+    def summarize(self, rows, ranked, offset, candidate_set, elapsed):
+        """Metrics over ``rows``, which must cover every row of the split exactly once, in order."""
+        covered = 0
+        for row_offset, ranks, _ in rows:
+            if row_offset != covered:
+                raise RuntimeError(f"evaluation: rows from {covered} to {row_offset} missing or repeated")
+            covered += len(ranks)
+        if offset != len(candidate_set) or covered != offset:
+            raise RuntimeError(f"evaluation saw {offset} rows ({covered} scored), the candidate set has {len(candidate_set)}")
+        ranks = torch.cat([r for _, r, _ in rows])
+        valids = torch.cat([v for _, _, v in rows])
+        result = candidate_metrics(ranks, valids, self.topk, ranked)
         result = {k: round(v, self.decimals) for k, v in result.items()}
         result["n"] = offset
         result["infer_ms_per_sample"] = round(1000.0 * elapsed / max(offset, 1), 4)

@@ -30,18 +30,12 @@ import contextlib
 import logging
 import os
 import shutil
-import time
 import warnings
 
 import torch
 
 from recbole_speeder.errors import ConfigError
-from recbole_speeder.trainer.candidate_eval import (
-    CandidateEvaluator,
-    candidate_metrics,
-    pessimistic_rank,
-    score_candidates,
-)
+from recbole_speeder.trainer.candidate_eval import CandidateEvaluator
 
 BACKENDS = ("auto", "nccl", "gloo")
 
@@ -287,41 +281,12 @@ class ShardedCandidateEvaluator(CandidateEvaluator):
         super().__init__(config)
         self.dist = dist
 
-    @torch.no_grad()
-    def evaluate(self, model, eval_data, candidate_set):
-        model.eval()
-        mine, ranked, offset = [], True, 0
-        self._sync()
-        start = time.perf_counter()
-        for index, batch in enumerate(eval_data):
-            interaction = batch[0] if isinstance(batch, tuple) else batch
-            size = len(interaction)
-            if index % self.dist.num_processes == self.dist.process_index:
-                interaction = interaction.to(self.device)
-                candidates = candidate_set.item_ids[offset : offset + size].to(self.device)
-                target_pos = candidate_set.target_pos[offset : offset + size].to(self.device)
-                out = score_candidates(model, interaction, candidates)
-                mine.append((offset, pessimistic_rank(out.scores.float(), target_pos).cpu(), out.valid.cpu()))
-                ranked = ranked and out.ranked
-            offset += size
-        rows = sorted(self.dist.gather_objects(mine), key=lambda row: row[0])
-        ranked = all(self.dist.gather_objects([ranked]))
-        self._sync()
-        elapsed = time.perf_counter() - start
-        covered = 0
-        for row_offset, ranks, _ in rows:
-            if row_offset != covered:
-                raise RuntimeError(f"sharded evaluation: rows from {covered} to {row_offset} missing or repeated")
-            covered += len(ranks)
-        if offset != len(candidate_set) or covered != offset:
-            raise RuntimeError(f"evaluation saw {offset} rows ({covered} gathered), the candidate set has {len(candidate_set)}")
-        ranks = torch.cat([r for _, r, _ in rows])
-        valids = torch.cat([v for _, _, v in rows])
-        result = candidate_metrics(ranks, valids, self.topk, ranked)
-        result = {k: round(v, self.decimals) for k, v in result.items()}
-        result["n"] = offset
-        result["infer_ms_per_sample"] = round(1000.0 * elapsed / max(offset, 1), 4)
-        return result
+    def keep_batch(self, index):
+        return index % self.dist.num_processes == self.dist.process_index
+
+    def collect(self, rows, ranked):
+        rows = sorted(self.dist.gather_objects(rows), key=lambda row: row[0])
+        return rows, all(self.dist.gather_objects([ranked]))
 
 
 _CONTEXT = None
