@@ -64,6 +64,7 @@ class _LLMTrainerCore(Trainer):
         self.evaluator = self.dist.candidate_evaluator(config)
         self.candidate_sets = {}
         self.scheduler = None
+        self._pending_scheduler_state = None
 
     # -- optimisation -------------------------------------------------------------------
     def _build_optimizer(self, **kwargs):
@@ -79,10 +80,13 @@ class _LLMTrainerCore(Trainer):
     def _build_scheduler(self, train_data, epochs):
         total = self._steps_in_epoch(train_data) * max(1, epochs)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(total, self.warmup_ratio))
+        if self._pending_scheduler_state:  # resumed: continue the saved schedule
+            self.scheduler.load_state_dict(self._pending_scheduler_state)
+            self._pending_scheduler_state = None
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         if self.scheduler is None:
-            self._build_scheduler(train_data, self.epochs - self.start_epoch)
+            self._build_scheduler(train_data, self.epochs)  # one schedule over all epochs
         return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
@@ -177,7 +181,7 @@ class _LLMTrainerCore(Trainer):
         self.cur_step = state["cur_step"]
         self.best_valid_score = state["best_valid_score"]
         self.optimizer.load_state_dict(state["optimizer"])
-        self._resumed_state = state
+        self._pending_scheduler_state = state.get("scheduler")
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
         return state
 

@@ -85,13 +85,4 @@ class SpeederTrainer(LLMTrainer):
         self._enter_stage(state["stage"])
         super().resume_checkpoint(folder)
         self.epochs = dict(self.plan).get(state["stage"], 0)
-        self._pending_scheduler_state = state.get("scheduler")
         self._resume_stage = state["stage"]
-
-    def _build_scheduler(self, train_data, epochs):
-        # one schedule over the whole stage, also when resuming in its middle
-        super()._build_scheduler(train_data, self.epochs)
-        pending = getattr(self, "_pending_scheduler_state", None)
-        if pending:
-            self.scheduler.load_state_dict(pending)
-            self._pending_scheduler_state = None
