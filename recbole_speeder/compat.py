@@ -27,6 +27,11 @@ place where the plugin adapts it; nothing in site-packages is edited.
 4. ``recbole.quick_start`` imports ``ray`` at module level (``ray<=2.6.3`` has no wheel for
    Python 3.12 and breaks on numpy 2). The plugin never imports ``recbole.quick_start``;
    :mod:`recbole_speeder.quick_start` provides ``run`` / ``objective_function`` itself.
+5. ``recbole.model.sequential_recommender.sine`` calls ``torch.autograd.set_detect_anomaly(True)``
+   at import, and importing any RecBole sequential model imports it. Anomaly mode records a
+   Python stack trace for every autograd op: an LLM training step ran several times slower
+   (on the CPU, half of a step's time went to formatting tracebacks).
+   :func:`undo_global_anomaly_mode` imports that package once and switches the mode back off.
 """
 
 import os
@@ -181,5 +186,14 @@ def install_pandas_shim():
     recbole_dataset_module.pd = shim
 
 
+def undo_global_anomaly_mode():
+    """Import RecBole's sequential models (so SINE's import-time switch has run) and turn
+    anomaly detection back off; later imports of the package run nothing again."""
+    import recbole.model.sequential_recommender  # noqa: F401
+
+    torch.autograd.set_detect_anomaly(False)
+
+
 install_numpy_aliases()
 install_pandas_shim()
+undo_global_anomaly_mode()

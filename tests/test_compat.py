@@ -1,5 +1,8 @@
 """The RecBole 1.2.1 adaptations (numpy 2, pandas 3, torch >= 2.6) and that they change no result."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -25,6 +28,16 @@ def test_numpy_aliases_recbole_uses():
     from recbole.data.interaction import _convert_to_tensor  # uses np.float at run time
 
     assert _convert_to_tensor([1.5, 2.5]).tolist() == [1.5, 2.5]
+
+
+def test_recbole_import_leaves_anomaly_detection_off():
+    # RecBole's SINE module turns anomaly detection on for the whole process when imported;
+    # a fresh interpreter shows what importing the plugin and a RecBole model leaves behind
+    code = ("import recbole_speeder.compat, torch; "
+            "from recbole.model.sequential_recommender.sasrec import SASRec; "
+            "import recbole.model.sequential_recommender.sine; print(torch.is_anomaly_enabled())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
 
 
 def test_checkpoint_loads_with_weights_only(tmp_path):
