@@ -161,6 +161,27 @@ def test_answer_logits_equal_full_forward(prompt, tokenizer):
         assert torch.allclose(answer_loss(last, target), F.cross_entropy(full[:, -1], target))
 
 
+def test_recommendation_and_ppt_prompts_share_one_forward(prompt, tokenizer):
+    model = tiny_llm(tokenizer)
+    rec = prompt.build([[5, 6, 7, 8, 9, 10]], [[11, 12, 13, 14, 15]])
+    ppt = prompt.build_ppt([[5, 6, 7], [8, 9, 10]], [[5, 6, 7], [10, 9, 8]])
+    both = rec.concat(ppt, prompt.pad_id)
+    assert both.input_ids.shape[0] == 3
+    for row, (source, k) in enumerate([(rec, 0), (ppt, 0), (ppt, 1)]):
+        keep = both.attention_mask[row].bool()
+        assert torch.equal(both.input_ids[row][keep], source.input_ids[k][source.attention_mask[k].bool()])
+        assert torch.equal(both.item_ids[row][keep], source.item_ids[k][source.attention_mask[k].bool()])
+        assert torch.equal(both.history_index[row][keep],
+                           source.history_index[k][source.attention_mask[k].bool()])
+    assert int((both.input_ids[~both.attention_mask.bool()] != prompt.pad_id).sum()) == 0
+    vectors = torch.randn(int(both.slot_mask.sum()), 32)
+    n_rec = int(rec.slot_mask.sum())
+    with torch.no_grad():
+        joint = answer_logits(model, build_inputs_embeds(model, both, vectors), both.attention_mask)
+        alone = answer_logits(model, build_inputs_embeds(model, ppt, vectors[n_rec:]), ppt.attention_mask)
+    assert torch.allclose(joint[1:], alone, atol=1e-4)
+
+
 def test_answer_logits_through_lora(prompt, tokenizer):
     model = apply_lora(tiny_llm(tokenizer), r=4, alpha=8, dropout=0.0,
                        target_modules=["q_proj", "v_proj"])

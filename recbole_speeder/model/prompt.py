@@ -91,6 +91,19 @@ class PromptBatch:
         return PromptBatch(*(t.to(device) for t in (self.input_ids, self.attention_mask,
                                                     self.item_ids, self.history_index)))
 
+    def concat(self, other, pad_id):
+        """Rows of ``self`` then rows of ``other`` in one batch, left-padded to the longer
+        length (so the recommendation and PPT prompts of a step share one forward pass)."""
+        length = max(self.input_ids.shape[1], other.input_ids.shape[1])
+
+        def left_pad(batch):
+            fill = length - batch.input_ids.shape[1]
+            values = (pad_id, 0, 0, 0)
+            return [F.pad(t, (fill, 0), value=v) for t, v in zip(
+                (batch.input_ids, batch.attention_mask, batch.item_ids, batch.history_index), values)]
+
+        return PromptBatch(*(torch.cat(pair) for pair in zip(left_pad(self), left_pad(other))))
+
 
 def _check_template(text, key, required, optional=()):
     """ConfigError unless ``text`` holds each ``required`` placeholder exactly once, each

@@ -162,23 +162,25 @@ class Speeder(LLMSequentialRecommender):
         return self.prompt.build_ppt([histories[i] for i in rows], abc), target
 
     def calculate_loss(self, interaction):
+        """Eq 19 on the recommendation prompts, plus the PPT questions (eqs 13-14) of about
+        ``ppt_ratio`` of the sequences: one forward pass over both, mean cross-entropy over
+        all their answers."""
         histories = self.recent_history(interaction)
         candidates, target_pos = self.training_candidates(interaction)
-        logits, _, _ = self._logits(self.prompt.build(histories, candidates))
-        loss = answer_loss(logits, self.label_ids[target_pos])
-        n_rec = len(histories)
-        if self.use_ppt and self.ppt_ratio > 0:
-            ppt = self._ppt_prompts(histories)
-            if ppt is not None:
-                batch, target = ppt
-                ppt_logits, _, _ = self._logits(batch)
-                ppt_loss = answer_loss(ppt_logits, target)
-                pair = ppt_logits[:, [self.prompt.yes_id, self.prompt.no_id]].argmax(dim=1)
-                predicted = torch.where(pair == 0, self.prompt.yes_id, self.prompt.no_id)
-                self._ppt_counts["correct"] += int((predicted == target).sum())
-                self._ppt_counts["total"] += len(target)
-                loss = (loss * n_rec + ppt_loss * len(target)) / (n_rec + len(target))
-        return loss
+        batch = self.prompt.build(histories, candidates)
+        targets = self.label_ids[target_pos]
+        ppt = self._ppt_prompts(histories) if self.use_ppt and self.ppt_ratio > 0 else None
+        if ppt is not None:
+            batch = batch.concat(ppt[0], self.prompt.pad_id)
+            targets = torch.cat([targets, ppt[1]])
+        logits, _, _ = self._logits(batch)
+        if ppt is not None:
+            ppt_logits, ppt_target = logits[len(histories):], ppt[1]
+            pair = ppt_logits[:, [self.prompt.yes_id, self.prompt.no_id]].argmax(dim=1)
+            predicted = torch.where(pair == 0, self.prompt.yes_id, self.prompt.no_id)
+            self._ppt_counts["correct"] += int((predicted == ppt_target).sum())
+            self._ppt_counts["total"] += len(ppt_target)
+        return answer_loss(logits, targets)
 
     def valid_epoch_report(self):
         """PPT accuracy and skipped sequences since the last report (the paper's Figure 5)."""
