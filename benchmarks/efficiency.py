@@ -3,7 +3,9 @@
     python benchmarks/efficiency.py --backbone tiny --history 5,10 --batch 8 --steps 2 --device cpu
     python benchmarks/efficiency.py --backbone llama2-7b-shape --history 5,10,20,50 --micro-batch 16
 
-For every model (Speeder, LLaRA, TALLRec, ZeroShot) and history length n it measures, at
+For every model (Speeder, LLaRA, TALLRec, ZeroShot, and "Backbone": the bare LoRA backbone
+fed random tokens as many as Speeder's prompt, the reference for the plugin's own overhead;
+see :class:`BareBackbone`) and history length n it measures, at
 ``--batch`` sequences per step:
 
 - training time per sample: ``model.calculate_loss`` + backward + AdamW step on the
@@ -61,7 +63,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-MODELS = ("Speeder", "LLaRA", "TALLRec", "ZeroShot")
+MODELS = ("Speeder", "LLaRA", "TALLRec", "ZeroShot", "Backbone")
 DATASET = "effbench"
 SHAPES = {
     "tiny": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -356,9 +358,57 @@ def build_model(name, home, args, shape, tokenizer, dtype, dev):
     return model
 
 
+class BareBackbone:
+    """The "Backbone" reference row: Speeder's LoRA backbone alone, fed random token ids as
+    many as Speeder's prompt has for the same n (no item vectors, no PPT questions, no prompt
+    building), through the model's own forward with ``logits_to_keep=1``; one answer token
+    trained with cross-entropy, one forward at inference. Speeder's time over this row is the
+    plugin's overhead on top of the bare backbone."""
+
+    def __init__(self, speeder):
+        self.speeder = speeder
+        self.llm = speeder.llm
+        for name, p in speeder.named_parameters():
+            p.requires_grad_("lora_" in name and name.startswith("llm."))
+
+    def __getattr__(self, name):  # ITEM_SEQ, n_items, max_seq_length ... of the Speeder it wraps
+        return getattr(self.speeder, name)
+
+    def parameters(self):
+        return self.llm.parameters()
+
+    def train(self):
+        self.llm.train()
+
+    def eval(self):
+        self.llm.eval()
+
+    def zero_grad(self, set_to_none=True):
+        self.llm.zero_grad(set_to_none=set_to_none)
+
+    def _random_prompt(self, interaction):
+        n = min(int(interaction[self.speeder.ITEM_SEQ_LEN].max()), self.speeder.history_len)
+        length = len(self.speeder.prompt.rec_layout(n, self.speeder.num_candidates)[0])
+        device = self.llm.get_input_embeddings().weight.device
+        return torch.randint(1, self.llm.config.vocab_size, (len(interaction), length), device=device)
+
+    def _answer_logits(self, ids):
+        return self.llm(input_ids=ids, logits_to_keep=1, use_cache=False).logits[:, -1].float()
+
+    def calculate_loss(self, interaction):
+        ids = self._random_prompt(interaction)
+        return torch.nn.functional.cross_entropy(self._answer_logits(ids), ids[:, 0])
+
+    def candidate_scores(self, interaction, candidates):
+        return self._answer_logits(self._random_prompt(interaction))
+
+
 def benchmark_model(name, home, args, shape, tokenizer, dtype, dev):
     rows = []
-    model = build_model(name, home, args, shape, tokenizer, dtype, dev)
+    if name == "Backbone":
+        model = BareBackbone(build_model("Speeder", home, args, shape, tokenizer, dtype, dev))
+    else:
+        model = build_model(name, home, args, shape, tokenizer, dtype, dev)
     prompt_length = PromptLength(model.llm)
     generator = torch.Generator().manual_seed(args.seed)
     try:

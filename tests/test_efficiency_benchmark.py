@@ -35,7 +35,8 @@ def test_benchmark_runs_every_model_on_cpu_and_writes_table_and_plot(efficiency,
                             "--device", "cpu", "--out", str(out)]) == 0
     result = json.loads((out / "efficiency.json").read_text())
     rows = {(r["model"], r["n"]): r for r in result["rows"]}
-    assert set(rows) == {(m, n) for m in ("Speeder", "LLaRA", "TALLRec", "ZeroShot") for n in (2, 4)}
+    assert set(rows) == {(m, n) for m in ("Speeder", "LLaRA", "TALLRec", "ZeroShot", "Backbone")
+                         for n in (2, 4)}
     for (model, n), row in rows.items():
         assert row["infer_ms"] > 0 and row["infer_peak_mib"] > 0
         assert (row["train_ms"] is None) == (model == "ZeroShot")
@@ -43,6 +44,7 @@ def test_benchmark_runs_every_model_on_cpu_and_writes_table_and_plot(efficiency,
     for n in (2, 4):
         assert rows[("Speeder", n)]["prompt_tokens"] < rows[("TALLRec", n)]["prompt_tokens"]
         assert rows[("LLaRA", n)]["prompt_tokens"] - rows[("TALLRec", n)]["prompt_tokens"] == n + 5
+        assert rows[("Backbone", n)]["prompt_tokens"] == rows[("Speeder", n)]["prompt_tokens"]
     for model in ("LLaRA", "TALLRec"):  # 4 more history titles of 4 tokens + separators
         assert rows[(model, 4)]["prompt_tokens"] > rows[(model, 2)]["prompt_tokens"] + 8
     table = (out / "efficiency.md").read_text()
@@ -51,7 +53,7 @@ def test_benchmark_runs_every_model_on_cpu_and_writes_table_and_plot(efficiency,
     # --replot redraws from the JSON alone, and merges runs split by model
     (out / "efficiency.md").unlink()
     assert efficiency.main(["--replot", str(out)]) == 0 and (out / "efficiency.md").is_file()
-    for part, keep in (("a", {"Speeder"}), ("b", {"LLaRA", "TALLRec", "ZeroShot"})):
+    for part, keep in (("a", {"Speeder"}), ("b", {"LLaRA", "TALLRec", "ZeroShot", "Backbone"})):
         (tmp_path / part).mkdir()
         (tmp_path / part / "efficiency.json").write_text(json.dumps(
             dict(result, rows=[r for r in result["rows"] if r["model"] in keep])))
