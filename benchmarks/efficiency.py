@@ -162,6 +162,9 @@ def built_backbone(shape, tokenizer, dtype, device):
     """A causal LM of a named shape with random weights, built on ``device`` (no download)."""
     from transformers import AutoModelForCausalLM, LlamaConfig
 
+    from recbole_speeder.compat import install_padding_safe_sdpa_mask
+
+    install_padding_safe_sdpa_mask()  # as load_backbone does
     config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id, **SHAPES[shape])
     with torch.device(device):

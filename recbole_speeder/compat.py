@@ -32,6 +32,13 @@ place where the plugin adapts it; nothing in site-packages is edited.
    Python stack trace for every autograd op: an LLM training step ran several times slower
    (on the CPU, half of a step's time went to formatting tracebacks).
    :func:`undo_global_anomaly_mode` imports that package once and switches the mode back off.
+6. Not RecBole but the LLM stack: transformers 5 builds SDPA masks in which a left-padding
+   query row attends to no key at all (the fix older versions applied was retired), and
+   CUDA's SDPA kernels return NaN for such rows; the NaN then spreads through the next
+   layer (``0 * NaN``). Long left-padded title prompts (TALLRec, LLaRA) hit it on the GPU as
+   "Training loss is nan". :func:`install_padding_safe_sdpa_mask` wraps transformers' "sdpa"
+   mask function so that a row with no allowed key may attend to every key; only padding
+   positions change, and nothing reads their outputs.
 """
 
 import os
@@ -192,6 +199,27 @@ def undo_global_anomaly_mode():
     import recbole.model.sequential_recommender  # noqa: F401
 
     torch.autograd.set_detect_anomaly(False)
+
+
+def _padding_safe(sdpa_mask):
+    def padding_safe_sdpa_mask(*args, **kwargs):
+        mask = sdpa_mask(*args, **kwargs)
+        if not torch.is_tensor(mask) or mask.dtype != torch.bool:
+            return mask
+        return mask | ~mask.any(dim=-1, keepdim=True)
+
+    padding_safe_sdpa_mask.speeder_padding_safe = True
+    return padding_safe_sdpa_mask
+
+
+def install_padding_safe_sdpa_mask():
+    """Make transformers' SDPA masks free of all-masked query rows (item 6); idempotent.
+    Called where the plugin loads or builds a backbone, so RecBole-only runs skip transformers."""
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
+
+    current = ALL_MASK_ATTENTION_FUNCTIONS["sdpa"]
+    if not getattr(current, "speeder_padding_safe", False):
+        AttentionMaskInterface.register("sdpa", _padding_safe(current))
 
 
 install_numpy_aliases()

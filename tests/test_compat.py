@@ -40,6 +40,33 @@ def test_recbole_import_leaves_anomaly_detection_off():
     assert out.stdout.strip().splitlines()[-1] == "False"
 
 
+def test_left_padded_rows_attend_to_something(tmp_path):
+    # CUDA's SDPA returns NaN for a query row that may attend to no key, and transformers 5
+    # builds such rows for left padding; the plugin's backbones get masks without them
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from recbole_speeder.model.backbone import load_backbone, load_tokenizer
+
+    tokenizer = load_tokenizer()
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1)
+    LlamaForCausalLM(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    model, _ = load_backbone(str(tmp_path), device="cpu")
+    seen = []
+    model.model.layers[0].self_attn.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs["attention_mask"]), with_kwargs=True)
+    padding = torch.tensor([[0, 0, 0, 1, 1], [1, 1, 1, 1, 1]])
+    with torch.no_grad():
+        out = model(input_ids=torch.randint(5, 100, (2, 5)), attention_mask=padding).logits
+    mask = seen[0]
+    assert mask.dtype == torch.bool and bool(mask.any(dim=-1).all())
+    # real positions keep the causal, padding-aware mask
+    assert mask[0, 0, 4].tolist() == [False, False, False, True, True]
+    assert mask[1, 0, 2].tolist() == [True, True, True, False, False]
+    assert torch.isfinite(out).all()
+
+
 def test_checkpoint_loads_with_weights_only(tmp_path):
     path = tmp_path / "ckpt.pth"
     compat.atomic_torch_save({"best_valid_score": compat._plain(np.float64(0.5)), "w": torch.ones(2)}, path)

