@@ -17,6 +17,9 @@ from recbole_speeder.quick_start import run
 CANDIDATE_COLUMNS = ["hr@1", "valid_ratio", "vhr@1", "ndcg@3", "ndcg@5", "mrr"]
 RECBOLE_COLUMNS = ["recall@10", "ndcg@10"]
 TIME_COLUMNS = ["train_ms_per_sample", "infer_ms_per_sample"]
+# MLLM-MSR's preference summaries (training / test sequences), kept apart from the two above;
+# a column appears only when some run reports it
+SUMMARY_COLUMNS = ["summary_train_ms_per_sample", "summary_ms_per_sample"]
 
 
 def flatten(result):
@@ -29,19 +32,22 @@ def flatten(result):
         row[key] = (result.get("test_result") or {}).get(key)
     row["train_ms_per_sample"] = result.get("train_ms_per_sample")
     row["infer_ms_per_sample"] = cand.get("infer_ms_per_sample")
+    for key in SUMMARY_COLUMNS:
+        row[key] = cand.get(key)
     return row
 
 
 def summarize(rows):
     """Mean and standard deviation per model and column, in first-seen model order."""
     columns = CANDIDATE_COLUMNS + RECBOLE_COLUMNS + TIME_COLUMNS
+    columns += [c for c in SUMMARY_COLUMNS if any(r.get(c) is not None for r in rows)]
     models = list(dict.fromkeys(r["model"] for r in rows))
     summary = []
     for model in models:
         mine = [r for r in rows if r["model"] == model]
         entry = {"model": model, "runs": len(mine)}
         for column in columns:
-            values = [r[column] for r in mine if r[column] is not None]
+            values = [r[column] for r in mine if r.get(column) is not None]
             entry[column] = statistics.mean(values) if values else None
             entry[column + "_std"] = statistics.stdev(values) if len(values) > 1 else 0.0 if values else None
         summary.append(entry)
@@ -53,7 +59,7 @@ def markdown(summary, columns, title):
         mean, std = entry[column], entry[column + "_std"]
         if mean is None:
             return "-"
-        digits = 3 if column in TIME_COLUMNS else 4
+        digits = 3 if column in TIME_COLUMNS + SUMMARY_COLUMNS else 4
         return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
     lines = [f"### {title}", "", "| model | runs | " + " | ".join(columns) + " |",
@@ -65,7 +71,7 @@ def markdown(summary, columns, title):
 
 def _write_csv(path, rows):
     with open(path + ".tmp", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
         writer.writeheader()
         writer.writerows(rows)
     os.replace(path + ".tmp", path)

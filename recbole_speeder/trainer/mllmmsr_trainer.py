@@ -1,0 +1,76 @@
+"""Trainer of MLLM-MSR: :class:`LLMTrainer` with the preference-summary cost kept apart.
+
+MLLM-MSR's preference summaries (:mod:`recbole_speeder.model.preference_summary`) are made
+by the base backbone on first need and cached. This trainer
+
+- subtracts the summarisation time spent inside training batches from the training time
+  (``train_ms_per_sample`` stays the fine-tuning cost) and adds it to ``summary_train_seconds``;
+- summarises every sequence of a split before scoring it, so that ``infer_ms_per_sample`` is the
+  scoring cost alone; the evaluation result gets ``summary_ms_per_sample`` (summarisation time of
+  this pass per sequence; near 0 when the summaries were cached by an earlier run),
+  ``summary_generated`` (summaries generated in this pass) and, after training,
+  ``summary_train_ms_per_sample`` (summarisation time per training sample);
+- writes new summaries to the cache after every epoch and evaluation.
+"""
+
+import time
+
+import torch
+from recbole.utils import set_color
+
+from recbole_speeder.trainer.llm_trainer import LLMTrainer
+
+
+class MLLMMSRTrainer(LLMTrainer):
+    summary_train_seconds = 0.0
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        summarizer = self.model.summarizer
+        before = summarizer.seconds
+        loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        spent = summarizer.seconds - before
+        self.train_seconds -= spent  # TrainTimeMixin timed the whole epoch, summaries included
+        self.summary_train_seconds += spent
+        summarizer.cache.flush()
+        self.logger.info(set_color("preference summaries", "green")
+                         + f": {spent:.1f} s in training epoch {epoch_idx} (not counted as training time), "
+                         f"{len(summarizer.cache)} cached")
+        return loss
+
+    @torch.no_grad()
+    def prepare_summaries(self, eval_data):
+        """Summarise every sequence of ``eval_data``; the cost as result entries."""
+        model, summarizer = self.model, self.model.summarizer
+        generated, sequences = summarizer.generated, 0
+        start = time.perf_counter()
+        for index, batch in enumerate(eval_data):
+            if not self.evaluator.keep_batch(index):  # another process scores (and summarises) it
+                continue
+            interaction = batch[0] if isinstance(batch, tuple) else batch
+            model.preference_summaries(interaction)
+            sequences += len(interaction)
+        elapsed = time.perf_counter() - start
+        summarizer.cache.flush()
+        report = {
+            "summary_ms_per_sample": round(1000.0 * elapsed / max(sequences, 1), 4),
+            "summary_generated": summarizer.generated - generated,
+        }
+        if self.train_samples:
+            report["summary_train_ms_per_sample"] = round(1000.0 * self.summary_train_seconds / self.train_samples, 4)
+        self.logger.info(set_color("preference summaries", "green")
+                         + f": {elapsed:.1f} s for {sequences} sequences ({report['summary_generated']} generated)")
+        return report
+
+    def _valid_epoch(self, valid_data, show_progress=False):
+        report = self.prepare_summaries(valid_data)
+        score, result = super()._valid_epoch(valid_data, show_progress=show_progress)
+        result.update(report)
+        return score, result
+
+    @torch.no_grad()
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False, split="test"):
+        report = self.prepare_summaries(eval_data)
+        result = super().evaluate(eval_data, load_best_model=load_best_model, model_file=model_file,
+                                  show_progress=show_progress, split=split)
+        result.update(report)
+        return result
