@@ -520,16 +520,9 @@ def merge_results(folders):
 
 
 def _write_atomic(path, data, binary=False):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.splitext(path)[1])
-    try:
-        with os.fdopen(fd, "wb" if binary else "w") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    from recbole_speeder.atomic import atomic_write_bytes, atomic_write_text
+
+    (atomic_write_bytes if binary else atomic_write_text)(path, data)
 
 
 def plot(result, path):

@@ -12,6 +12,7 @@ import os
 import statistics
 import time
 
+from recbole_speeder.atomic import atomic_write, atomic_write_text
 from recbole_speeder.quick_start import run
 
 CANDIDATE_COLUMNS = ["hr@1", "valid_ratio", "vhr@1", "ndcg@3", "ndcg@5", "mrr"]
@@ -70,11 +71,12 @@ def markdown(summary, columns, title):
 
 
 def _write_csv(path, rows):
-    with open(path + ".tmp", "w", newline="") as f:
+    def write(f):
         writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(path + ".tmp", path)
+
+    atomic_write(path, write, mode="w", encoding="utf-8")
 
 
 def benchmark(models, dataset, seeds, config_file_list=None, overrides=None, out_dir="benchmark_results"):
@@ -117,7 +119,5 @@ def write_tables(rows, out_dir):
     _write_csv(base + "-summary.csv", summary)
     title = f"{', '.join(datasets)}: test split, seeds {', '.join(map(str, seeds))}"
     table = markdown(summary, columns, title)
-    with open(base + ".md.tmp", "w") as f:
-        f.write(table)
-    os.replace(base + ".md.tmp", base + ".md")
+    atomic_write_text(base + ".md", table)
     return table, base

@@ -41,13 +41,13 @@ place where the plugin adapts it; nothing in site-packages is edited.
    positions change, and nothing reads their outputs.
 """
 
-import os
-import tempfile
 import types
 
 import numpy as np
 import pandas as pd
 import torch
+
+from recbole_speeder.atomic import atomic_write
 
 _NUMPY_ALIASES = {
     "bool": bool,
@@ -81,17 +81,7 @@ def _plain(value):
 
 def atomic_torch_save(obj, path):
     """``torch.save`` into a temporary file beside ``path``, then rename it into place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pth")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 class CheckpointCompatMixin:

@@ -13,7 +13,7 @@ from recbole_speeder.features import (
     FeatureCache, TextEncoder, VisionEncoder, encode_with_causal_lm, load_item_features,
     train_sequential_embeddings,
 )
-from recbole_speeder.features.cache import _atomic_write
+from recbole_speeder.atomic import atomic_write
 from recbole_speeder.features.text import default_text_encoder_path
 
 TITLES = {
@@ -184,7 +184,7 @@ def test_atomic_write_and_failed_compute_leave_no_files(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        _atomic_write(str(target), broken)
+        atomic_write(str(target), broken)
     assert target.read_bytes() == b"old" and sorted(os.listdir(tmp_path)) == ["m.npy"]
 
     cache = FeatureCache(str(tmp_path / "features"))

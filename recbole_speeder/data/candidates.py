@@ -15,12 +15,12 @@ order (the order matters to LLMs, which answer with a candidate's index).
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from recbole_speeder.atomic import atomic_write
 from recbole_speeder.errors import DataError
 
 
@@ -97,18 +97,12 @@ def candidate_file(config, split, uid_tokens, target_tokens):
 
 
 def _write_atomic(path, uid_tokens, target_tokens, candidate_tokens):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=".cand")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("user_id:token\titem_id:token\tcandidates:token_seq\n")
-            for u, t, c in zip(uid_tokens, target_tokens, candidate_tokens):
-                f.write(f"{u}\t{t}\t{' '.join(c)}\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    def write(f):
+        f.write("user_id:token\titem_id:token\tcandidates:token_seq\n")
+        for u, t, c in zip(uid_tokens, target_tokens, candidate_tokens):
+            f.write(f"{u}\t{t}\t{' '.join(c)}\n")
+
+    atomic_write(path, write, mode="w", encoding="utf-8")
 
 
 def _read(path, split_dataset, uid_tokens, target_tokens):

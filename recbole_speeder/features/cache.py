@@ -22,10 +22,11 @@ import json
 import logging
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from recbole_speeder.atomic import atomic_write
 
 FORMAT_VERSION = 1
 
@@ -86,23 +87,6 @@ class CachedFeatures:
         return {token: row for row, token in enumerate(self.tokens)}
 
 
-def _atomic_write(path, write):
-    """Call ``write(file_object)`` on a temp file beside ``path``, then rename it into place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 class FeatureCache:
     """Feature matrices of one dataset, stored under ``folder`` (``dataset/<name>/features``)."""
 
@@ -152,7 +136,7 @@ class FeatureCache:
                 f"{modality} features: matrix {matrix.shape}, mask {mask.shape} and {len(tokens)} tokens disagree"
             )
         npy_path, json_path = self.paths(modality, identity)
-        _atomic_write(npy_path, lambda f: np.save(f, matrix, allow_pickle=False))
+        atomic_write(npy_path, lambda f: np.save(f, matrix, allow_pickle=False))
         stat = os.stat(npy_path)
         meta = {
             "format_version": FORMAT_VERSION,
@@ -168,7 +152,7 @@ class FeatureCache:
             "mask": [bool(m) for m in mask],
         }
         payload = json.dumps(meta, indent=1).encode("utf-8")
-        _atomic_write(json_path, lambda f: f.write(payload))
+        atomic_write(json_path, lambda f: f.write(payload))
         return CachedFeatures(matrix, [str(t) for t in tokens], mask, meta, hit=False)
 
     def get_or_compute(self, modality, identity, input_fingerprint, tokens, compute):

@@ -24,7 +24,8 @@ import logging
 import os
 import time
 
-from recbole_speeder.features.cache import _atomic_write, identity_key
+from recbole_speeder.atomic import atomic_write
+from recbole_speeder.features.cache import identity_key
 
 FORMAT_VERSION = 1
 
@@ -84,10 +85,10 @@ class TextCache:
         identity_path = os.path.join(self.folder, "identity.json")
         if not os.path.isfile(identity_path):
             payload = json.dumps(self.identity, indent=1).encode("utf-8")
-            _atomic_write(identity_path, lambda f: f.write(payload))
+            atomic_write(identity_path, lambda f: f.write(payload))
         part = {"format_version": FORMAT_VERSION, "identity": self.identity, "entries": self.pending}
         payload = json.dumps(part, ensure_ascii=False).encode("utf-8")
         name = f"part-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_counter)}.json"
-        _atomic_write(os.path.join(self.folder, name), lambda f: f.write(payload))
+        atomic_write(os.path.join(self.folder, name), lambda f: f.write(payload))
         count, self.pending = len(self.pending), {}
         return count
