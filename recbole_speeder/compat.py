@@ -68,14 +68,14 @@ def install_numpy_aliases():
             setattr(np, name, value)
 
 
-def _plain(value):
+def to_plain(value):
     """Turn numpy scalars into Python numbers so ``weights_only`` loading accepts them."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: to_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value)
+        return type(value)(to_plain(v) for v in value)
     return value
 
 
@@ -98,8 +98,8 @@ class CheckpointCompatMixin:
             "cur_step": int(self.cur_step),
             "best_valid_score": float(self.best_valid_score),
             "state_dict": self.model.state_dict(),
-            "other_parameter": _plain(self.model.other_parameter()),
-            "optimizer": _plain(self.optimizer.state_dict()),
+            "other_parameter": to_plain(self.model.other_parameter()),
+            "optimizer": to_plain(self.optimizer.state_dict()),
         }
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):

@@ -69,7 +69,7 @@ def test_left_padded_rows_attend_to_something(tmp_path):
 
 def test_checkpoint_loads_with_weights_only(tmp_path):
     path = tmp_path / "ckpt.pth"
-    compat.atomic_torch_save({"best_valid_score": compat._plain(np.float64(0.5)), "w": torch.ones(2)}, path)
+    compat.atomic_torch_save({"best_valid_score": compat.to_plain(np.float64(0.5)), "w": torch.ones(2)}, path)
     loaded = torch.load(path, weights_only=True)
     assert loaded["best_valid_score"] == 0.5 and type(loaded["best_valid_score"]) is float
     assert not list(tmp_path.glob(".tmp-*"))

@@ -30,7 +30,7 @@ import torch
 from recbole_speeder.errors import ConfigError
 from recbole_speeder.features.cache import fingerprint
 from recbole_speeder.features.loader import _file_signature, _image_paths, read_item_table
-from recbole_speeder.features.text import _folder_signature, resolve_device
+from recbole_speeder.features.text import folder_signature, resolve_device
 from recbole_speeder.features.text_cache import TextCache
 from recbole_speeder.features.vision import read_image
 
@@ -117,7 +117,7 @@ class ImageCaptioner:
     @property
     def identity(self):
         return {"name": self.name, "kind": "hf-image-captioner", "prompt": self.prompt,
-                "max_new_tokens": self.max_new_tokens, "files": _folder_signature(self.name)}
+                "max_new_tokens": self.max_new_tokens, "files": folder_signature(self.name)}
 
     def load(self):
         if self.pipe is not None:

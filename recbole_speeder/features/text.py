@@ -46,7 +46,7 @@ def resolve_device(device=None):
     return torch.device(device)
 
 
-def _folder_signature(path):
+def folder_signature(path):
     """Sizes and mtimes of a local model folder's files (a changed checkpoint changes the key)."""
     if not os.path.isdir(path):
         return None
@@ -95,7 +95,7 @@ class TextEncoder:
             "pooling": "mean",
             "normalize": True,
             "max_length": self.max_length,
-            "files": _folder_signature(self.path),
+            "files": folder_signature(self.path),
         }
 
     def load(self):
@@ -196,7 +196,7 @@ class CausalLMTextEncoder:
             "pooling": "mean",
             "normalize": False,
             "max_length": self.max_length,
-            "files": _folder_signature(self.name.split(":", 1)[-1]),
+            "files": folder_signature(self.name.split(":", 1)[-1]),
         }
 
     def encode(self, texts):

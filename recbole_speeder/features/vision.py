@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from recbole_speeder.errors import ConfigError
-from recbole_speeder.features.text import _folder_signature, resolve_device
+from recbole_speeder.features.text import folder_signature, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class VisionEncoder:
             "name": name,
             "kind": self.kind,
             "pooling": "pre-logits" if self.kind == "timm" else "image-features",
-            "files": _folder_signature(self.name),
+            "files": folder_signature(self.name),
         }
 
     def load(self):

@@ -31,7 +31,7 @@ import torch
 
 from recbole_speeder.errors import ConfigError
 from recbole_speeder.features.image_summary import item_summaries
-from recbole_speeder.features.text import _folder_signature
+from recbole_speeder.features.text import folder_signature
 from recbole_speeder.model.abstract_llm import LLMSequentialRecommender
 from recbole_speeder.model.backbone import apply_lora, load_backbone
 from recbole_speeder.model.preference_prompt import DEFAULT_PREFERENCE_PROMPT, PreferencePrompt
@@ -71,7 +71,7 @@ class MLLMMSR(LLMSequentialRecommender):
         for p in llm.parameters():
             p.requires_grad_(False)
         backbone = {"name": str(config["llm_path"] or "default"), "loaded_from": str(llm.config.name_or_path),
-                    "files": _folder_signature(str(llm.config.name_or_path)), "dtype": str(llm.dtype)}
+                    "files": folder_signature(str(llm.config.name_or_path)), "dtype": str(llm.dtype)}
         self.llm = apply_lora(llm, r=config["lora_r"], alpha=config["lora_alpha"], dropout=config["lora_dropout"],
                               target_modules=config["lora_target_modules"])
         self.tokenizer = tokenizer

@@ -33,7 +33,7 @@ import torch
 from recbole_speeder.errors import ConfigError
 from recbole_speeder.features.cache import fingerprint
 from recbole_speeder.features.text_cache import TextCache
-from recbole_speeder.model.prompt import _check_template
+from recbole_speeder.model.prompt import check_template
 
 FIRST_PREVIOUS = "nothing is known yet"
 EMPTY_SUMMARY = "(no summary)"
@@ -82,7 +82,7 @@ class PreferenceSummarizer:
         if self.batch_size < 1:
             raise ConfigError(f"summary_batch_size must be at least 1 (got {batch_size}).")
         template = DEFAULT_SUMMARY_TEMPLATE if template is None else template
-        _check_template(template, "summary_template", ["previous", "items"])
+        check_template(template, "summary_template", ["previous", "items"])
         self.template = template
         self.use_chat_template = bool(use_chat_template) and bool(getattr(tokenizer, "chat_template", None))
         self.item_separator = str(item_separator)

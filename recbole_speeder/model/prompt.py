@@ -105,7 +105,7 @@ class PromptBatch:
         return PromptBatch(*(torch.cat(pair) for pair in zip(left_pad(self), left_pad(other))))
 
 
-def _check_template(text, key, required, optional=()):
+def check_template(text, key, required, optional=()):
     """ConfigError unless ``text`` holds each ``required`` placeholder exactly once, each
     ``optional`` one at most once, and no other ``{name}`` placeholder."""
     if not isinstance(text, str):
@@ -148,14 +148,14 @@ class HybridPrompt:
             raise ConfigError("the tokenizer has neither a pad nor an eos token")
         for key, tpl in (("history_item_template", history_item_template),
                          ("candidate_item_template", candidate_item_template)):
-            _check_template(tpl, key, [], optional=["index"])
+            check_template(tpl, key, [], optional=["index"])
             if tpl.count(ITEM) != 1:
                 raise ConfigError(f"{key} must contain {ITEM} exactly once: {tpl!r}")
         self.history_item_template = history_item_template.replace("{index}", "\0")
         self.candidate_item_template = candidate_item_template.replace("{index}", "\0")
         self.item_separator = str(item_separator)
-        _check_template(prompt_template, "prompt_template", ["history", "candidates"])
-        _check_template(ppt_template, "ppt_template", ["history", "a", "b", "c"])
+        check_template(prompt_template, "prompt_template", ["history", "candidates"])
+        check_template(ppt_template, "ppt_template", ["history", "a", "b", "c"])
         self.use_chat_template = bool(use_chat_template) and bool(
             getattr(tokenizer, "chat_template", None))
         self._bos = self._leading_special_ids()

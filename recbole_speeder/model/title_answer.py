@@ -61,7 +61,7 @@ def match_title(answer, titles):
     return chosen
 
 
-def _decoder_hidden(model, inputs_embeds, attention_mask):
+def decoder_hidden(model, inputs_embeds, attention_mask):
     """Last hidden states [B, L, H]; positions follow the mask (left padding)."""
     decoder, _ = causal_lm_parts(model)
     position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -82,7 +82,7 @@ def answer_token_logprobs(model, inputs_embeds, attention_mask, labels, chunk_ro
         ``chunk_rows`` when no gradient is needed.
     """
     _, lm_head = causal_lm_parts(model)
-    hidden = _decoder_hidden(model, inputs_embeds, attention_mask)
+    hidden = decoder_hidden(model, inputs_embeds, attention_mask)
     targets = labels[:, 1:]
     select = targets != IGNORE
     predicting = hidden[:, :-1][select]

@@ -28,7 +28,7 @@ from recbole.utils import set_color
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from recbole_speeder.compat import _plain
+from recbole_speeder.compat import to_plain
 from recbole_speeder.errors import ConfigError
 from recbole_speeder.trainer.distributed import context_for
 from recbole_speeder.trainer.timing import TrainTimeMixin
@@ -147,8 +147,8 @@ class _LLMTrainerCore(Trainer):
                 "epoch": int(epoch),
                 "cur_step": int(self.cur_step),
                 "best_valid_score": float(self.best_valid_score),
-                "optimizer": _plain(self.optimizer.state_dict()),
-                "scheduler": _plain(self.scheduler.state_dict()) if self.scheduler else None,
+                "optimizer": to_plain(self.optimizer.state_dict()),
+                "scheduler": to_plain(self.scheduler.state_dict()) if self.scheduler else None,
                 **self._extra_state(),
             }
             torch.save(state, os.path.join(tmp, "trainer_state.pt"))
