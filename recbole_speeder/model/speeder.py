@@ -206,4 +206,4 @@ class Speeder(LLMSequentialRecommender):
             if choice is not None:
                 scores[row, choice] = 1.0
         valid = torch.tensor([c is not None for c in chosen], device=candidates.device)
-        return CandidateScores(scores, valid, False)
+        return CandidateScores(scores, valid, False, answers=texts)

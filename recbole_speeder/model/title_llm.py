@@ -110,4 +110,4 @@ class TitleLLMRecommender(LLMSequentialRecommender):
             if choice is not None:
                 scores[row, choice] = 1.0
                 valid[row] = True
-        return CandidateScores(scores, valid, False)
+        return CandidateScores(scores, valid, False, answers=texts)

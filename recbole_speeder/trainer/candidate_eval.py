@@ -19,8 +19,11 @@ gives every candidate the same score never scores a hit.
 
 import time
 from dataclasses import dataclass
+from logging import getLogger
 
 import torch
+
+INVALID_EXAMPLES = 3  # generated answers that named no candidate, logged after each evaluation
 
 
 @dataclass
@@ -28,6 +31,7 @@ class CandidateScores:
     scores: torch.Tensor  # [B, C]
     valid: torch.Tensor  # [B] bool
     ranked: bool = True
+    answers: list = None  # generated texts (free generation), to show what invalid answers look like
 
 
 def score_candidates(model, interaction, candidates):
@@ -78,12 +82,17 @@ class CandidateEvaluator:
     def evaluate(self, model, eval_data, candidate_set):
         """Metrics dict plus ``n`` and ``infer_ms_per_sample`` (whole pass, device synchronised)."""
         model.eval()
+        self.invalid_examples = []
         self._sync()
         start = time.perf_counter()
         rows, ranked, offset = self.score_batches(model, eval_data, candidate_set)
         rows, ranked = self.collect(rows, ranked)
         self._sync()
-        return self.summarize(rows, ranked, offset, candidate_set, time.perf_counter() - start)
+        result = self.summarize(rows, ranked, offset, candidate_set, time.perf_counter() - start)
+        if self.invalid_examples:
+            getLogger().info("invalid answers (named no candidate, or several), first %d: %s",
+                             len(self.invalid_examples), " | ".join(repr(t) for t in self.invalid_examples))
+        return result
 
     def keep_batch(self, index):
         """Whether this process scores batch ``index`` (all of them in one process)."""
@@ -105,8 +114,17 @@ class CandidateEvaluator:
                 out = score_candidates(model, interaction.to(self.device), candidates)
                 rows.append((offset, pessimistic_rank(out.scores.float(), target_pos).cpu(), out.valid.cpu()))
                 ranked = ranked and out.ranked
+                self._keep_invalid_examples(out)
             offset += size
         return rows, ranked, offset
+
+    def _keep_invalid_examples(self, out):
+        examples = getattr(self, "invalid_examples", None)
+        if out.answers is None or examples is None:
+            return
+        for text, ok in zip(out.answers, out.valid.tolist()):
+            if not ok and len(examples) < INVALID_EXAMPLES:
+                examples.append(text)
 
     def summarize(self, rows, ranked, offset, candidate_set, elapsed):
         """Metrics over ``rows``, which must cover every row of the split exactly once, in order."""
