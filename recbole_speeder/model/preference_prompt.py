@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from recbole_speeder.errors import ConfigError
-from recbole_speeder.model.prompt import HybridPrompt, PromptBatch, check_template, _split_at
+from recbole_speeder.model.prompt import HybridPrompt, PromptBatch, _split_at, check_template, left_pad
 
 DEFAULT_PREFERENCE_PROMPT = (
     "A user's preferences: {summary}\n"
@@ -104,11 +104,6 @@ class PreferencePrompt(HybridPrompt):
                              f"candidates: one of each per row")
         rows = [self._row(s, [int(i) for i in (h.tolist() if torch.is_tensor(h) else h)], int(c))
                 for s, h, c in zip(summaries, histories, candidates)]
-        length = max(len(r) for r in rows)
-        input_ids = np.full((len(rows), length), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(rows), length), dtype=np.int64)
-        for b, ids in enumerate(rows):
-            input_ids[b, length - len(ids):] = ids
-            mask[b, length - len(ids):] = 1
+        input_ids, mask, _ = left_pad(rows, self.pad_id)
         zeros = np.zeros_like(input_ids)
         return PromptBatch(*(torch.from_numpy(a) for a in (input_ids, mask, zeros, zeros.copy())))

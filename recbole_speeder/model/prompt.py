@@ -105,6 +105,21 @@ class PromptBatch:
         return PromptBatch(*(torch.cat(pair) for pair in zip(left_pad(self), left_pad(other))))
 
 
+def left_pad(rows, pad_id):
+    """(input_ids [B, L], attention_mask [B, L], offsets) of token-id rows aligned to the right
+    (int64 numpy arrays; row b starts at ``offsets[b]``), so that every prompt ends at L - 1."""
+    length = max(len(ids) for ids in rows)
+    input_ids = np.full((len(rows), length), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), length), dtype=np.int64)
+    offsets = []
+    for b, ids in enumerate(rows):
+        off = length - len(ids)
+        input_ids[b, off:] = ids
+        mask[b, off:] = 1
+        offsets.append(off)
+    return input_ids, mask, offsets
+
+
 def check_template(text, key, required, optional=()):
     """ConfigError unless ``text`` holds each ``required`` placeholder exactly once, each
     ``optional`` one at most once, and no other ``{name}`` placeholder."""
@@ -292,17 +307,11 @@ class HybridPrompt:
     # ---- batches ----------------------------------------------------------------------
     def _assemble(self, layouts, histories, others):
         """Left-pad the layouts and write the item ids into their placeholder positions."""
-        size = len(layouts)
-        length = max(len(lay[0]) for lay in layouts)
-        input_ids = np.full((size, length), self.pad_id, dtype=np.int64)
-        mask = np.zeros((size, length), dtype=np.int64)
-        item_ids = np.zeros((size, length), dtype=np.int64)
-        hist_index = np.zeros((size, length), dtype=np.int64)
-        for b, ((ids, hist, other), history, items) in enumerate(zip(layouts, histories,
-                                                                     others)):
-            off = length - len(ids)
-            input_ids[b, off:] = ids
-            mask[b, off:] = 1
+        input_ids, mask, offsets = left_pad([lay[0] for lay in layouts], self.pad_id)
+        item_ids = np.zeros_like(input_ids)
+        hist_index = np.zeros_like(input_ids)
+        for b, ((_, hist, other), history, items, off) in enumerate(zip(layouts, histories, others,
+                                                                         offsets)):
             item_ids[b, off + hist] = history
             hist_index[b, off + hist] = np.arange(1, len(hist) + 1)
             item_ids[b, off + other] = items
@@ -392,20 +401,29 @@ def build_inputs_embeds(model, batch, slot_vectors, position_prompts=None):
     return embeds.masked_scatter(mask.unsqueeze(-1), vectors)
 
 
-def answer_logits(model, inputs_embeds, attention_mask):
-    """Vocabulary logits at the answer position only ([B, V]).
-
-    Runs the decoder for hidden states, then the LM head on the last row alone, in float32:
-    the full [B, L, V] logits are never formed. Position ids follow the attention mask (as
-    ``generate`` does with left padding), so padding does not shift positions.
-    """
-    decoder, lm_head = causal_lm_parts(model)
+def decoder_hidden(model, inputs_embeds, attention_mask):
+    """Last hidden states [B, L, H] of the decoder (no LM head). Position ids follow the
+    attention mask (as ``generate`` does with left padding), so padding does not shift them."""
+    decoder, _ = causal_lm_parts(model)
     position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-    hidden = decoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
-                     position_ids=position_ids, use_cache=False).last_hidden_state
+    return decoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
+                   use_cache=False).last_hidden_state
+
+
+def answer_logits(model, inputs_embeds, attention_mask, token_ids=None):
+    """Logits at the answer position only: [B, V], or [B, len(token_ids)] for those tokens.
+
+    Runs the decoder for hidden states, then the LM head on the last row alone (and only its
+    ``token_ids`` rows when given), in float32: the full [B, L, V] logits are never formed.
+    """
+    _, lm_head = causal_lm_parts(model)
+    hidden = decoder_hidden(model, inputs_embeds, attention_mask)[:, -1].float()
+    weight, bias = lm_head.weight, lm_head.bias
+    if token_ids is not None:
+        rows = torch.as_tensor(token_ids, device=weight.device)
+        weight, bias = weight[rows], (None if bias is None else bias[rows])
     # float32 logits: in bfloat16 the few label logits often tie exactly, and ties decide answers
-    bias = None if lm_head.bias is None else lm_head.bias.float()
-    return F.linear(hidden[:, -1].float(), lm_head.weight.float(), bias)
+    return F.linear(hidden, weight.float(), None if bias is None else bias.float())
 
 
 def answer_loss(logits, target_token_ids):

@@ -16,7 +16,7 @@ import re
 
 import torch
 
-from recbole_speeder.model.prompt import causal_lm_parts
+from recbole_speeder.model.prompt import causal_lm_parts, decoder_hidden
 
 IGNORE = -100  # label of positions that are not answer tokens
 _WORD = re.compile(r"\w+")
@@ -59,14 +59,6 @@ def match_title(answer, titles):
     if sum(normalized[k] == normalized[chosen] for k in range(len(normalized))) > 1:
         return None
     return chosen
-
-
-def decoder_hidden(model, inputs_embeds, attention_mask):
-    """Last hidden states [B, L, H]; positions follow the mask (left padding)."""
-    decoder, _ = causal_lm_parts(model)
-    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-    return decoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
-                   use_cache=False).last_hidden_state
 
 
 def answer_token_logprobs(model, inputs_embeds, attention_mask, labels, chunk_rows=2048):

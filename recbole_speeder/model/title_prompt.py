@@ -19,7 +19,7 @@ import torch
 
 from recbole_speeder.errors import DataError
 from recbole_speeder.features.loader import read_item_table
-from recbole_speeder.model.prompt import HybridPrompt, PromptBatch
+from recbole_speeder.model.prompt import HybridPrompt, PromptBatch, left_pad
 from recbole_speeder.model.title_answer import IGNORE
 
 logger = logging.getLogger(__name__)
@@ -129,15 +129,11 @@ class TitlePrompt(HybridPrompt):
         hybrid = np.zeros(size, dtype=bool) if hybrid is None else np.asarray(hybrid, dtype=bool).reshape(size)
         rows = [self._row(h.tolist(), c.tolist(), bool(y), None if answers is None else int(answers[b]))
                 for b, (h, c, y) in enumerate(zip(histories, candidates, hybrid))]
-        length = max(len(r[0]) for r in rows)
-        input_ids = np.full((size, length), self.pad_id, dtype=np.int64)
-        mask = np.zeros((size, length), dtype=np.int64)
-        item_ids = np.zeros((size, length), dtype=np.int64)
-        labels = np.full((size, length), IGNORE, dtype=np.int64)
-        for b, (ids, slots, n_answer) in enumerate(rows):
-            off = length - len(ids)
-            input_ids[b, off:] = ids
-            mask[b, off:] = 1
+        input_ids, mask, offsets = left_pad([r[0] for r in rows], self.pad_id)
+        length = input_ids.shape[1]
+        item_ids = np.zeros_like(input_ids)
+        labels = np.full_like(input_ids, IGNORE)
+        for b, ((ids, slots, n_answer), off) in enumerate(zip(rows, offsets)):
             for pos, item in slots:
                 item_ids[b, off + pos] = item
             if n_answer:

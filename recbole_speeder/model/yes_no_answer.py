@@ -18,18 +18,13 @@ from the rest of the vocabulary onto {yes, no}, which the score ignores.
 import torch
 import torch.nn.functional as F
 
-from recbole_speeder.model.prompt import causal_lm_parts
-from recbole_speeder.model.title_answer import decoder_hidden
+from recbole_speeder.model.prompt import answer_logits
 
 
 def yes_no_logits(model, input_ids, attention_mask, yes_id, no_id):
     """[N, 2] float32 logits of (yes, no) at the last position of left-padded prompts."""
-    _, lm_head = causal_lm_parts(model)
     embeds = model.get_input_embeddings()(input_ids)
-    hidden = decoder_hidden(model, embeds, attention_mask)[:, -1].float()
-    rows = torch.tensor([int(yes_id), int(no_id)], device=hidden.device)
-    bias = None if lm_head.bias is None else lm_head.bias[rows].float()
-    return F.linear(hidden, lm_head.weight[rows].float(), bias)
+    return answer_logits(model, embeds, attention_mask, token_ids=[int(yes_id), int(no_id)])
 
 
 def pair_logits(logits, yes_id, no_id):

@@ -77,6 +77,7 @@ class CandidateEvaluator:
         self.device = config["device"]
         self.topk = list(config["candidate_topk"] or [])
         self.decimals = config["metric_decimal_place"] or 4
+        self.invalid_examples = []  # of the current evaluation
 
     @torch.no_grad()
     def evaluate(self, model, eval_data, candidate_set):
@@ -119,12 +120,11 @@ class CandidateEvaluator:
         return rows, ranked, offset
 
     def _keep_invalid_examples(self, out):
-        examples = getattr(self, "invalid_examples", None)
-        if out.answers is None or examples is None:
+        if out.answers is None:
             return
         for text, ok in zip(out.answers, out.valid.tolist()):
-            if not ok and len(examples) < INVALID_EXAMPLES:
-                examples.append(text)
+            if not ok and len(self.invalid_examples) < INVALID_EXAMPLES:
+                self.invalid_examples.append(text)
 
     def summarize(self, rows, ranked, offset, candidate_set, elapsed):
         """Metrics over ``rows``, which must cover every row of the split exactly once, in order."""
