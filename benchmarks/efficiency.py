@@ -307,6 +307,34 @@ def time_training(model, batches, warmup, micro, dev):
     return 1000.0 * elapsed / samples, dev.peak_mib()
 
 
+def profile_training(model, interaction, micro, dev, path, rows=30):
+    """torch.profiler over one training step (after one untimed step): the operators with
+    the most self time, written to ``path`` as a table (where the plugin's overhead goes)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-5)
+    model.train()
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        for part, _ in _chunks(interaction, micro):
+            (model.calculate_loss(part.to(dev.device)) * (len(part) / len(interaction))).backward()
+        optimizer.step()
+
+    step()
+    dev.sync()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.cuda else [])
+    with profile(activities=activities) as prof:
+        step()
+        dev.sync()
+    sort_by = "self_cuda_time_total" if dev.cuda else "self_cpu_time_total"
+    table = prof.key_averages().table(sort_by=sort_by, row_limit=rows, max_name_column_width=60)
+    _write_atomic(path, table)
+    optimizer.zero_grad(set_to_none=True)
+    return table
+
+
 @torch.no_grad()
 def time_inference(model, batches, candidates, warmup, micro, dev, prompt_length):
     """(ms per sample, peak MiB, prompt tokens per sample) of candidate_scores."""
@@ -345,6 +373,7 @@ def build_model(name, home, args, shape, tokenizer, dtype, dev):
     }
     if dev.cuda:
         config_dict["gpu_id"] = str(dev.device.index or 0)
+    config_dict.update(args.overrides)
     config = Config(model=name, dataset=DATASET, config_dict=config_dict)
     config["device"] = dev.device
     dataset = create_dataset(config)
@@ -443,6 +472,11 @@ def benchmark_model(name, home, args, shape, tokenizer, dtype, dev):
                     row["prompt_tokens"] = result[2]
             rows.append(row)
             print(json.dumps(row), flush=True)
+            if args.profile and n == args.history[0] and not isinstance(row["train_ms"], str):
+                os.makedirs(args.out, exist_ok=True)
+                path = os.path.join(args.out, f"profile-{name}-n{n}.txt")
+                profile_training(model, batches[-1], row["train_micro_batch"], dev, path)
+                print(f"profile of one {name} training step: {path}", flush=True)
     finally:
         prompt_length.remove()
         del model
@@ -475,7 +509,9 @@ def markdown(result):
         f"{meta.get('infer_micro_batch', meta['micro_batch'])}, halved on out-of-memory: see the last column), "
         f"{meta['candidates']} candidates, "
         f"{meta['title_tokens']} title tokens per item, {meta['steps']} timed steps after {meta['warmup']} warm-up; "
-        f"dtype {meta['dtype']}; peak memory: {meta['memory_kind']}; random ids, features and weights.",
+        f"dtype {meta['dtype']}; peak memory: {meta['memory_kind']}; random ids, features and weights"
+        + (f"; properties set: {', '.join(f'{k}={v}' for k, v in meta['overrides'].items())}."
+           if meta.get("overrides") else "."),
         "",
         "| model | n | prompt tokens/sample | train ms/sample | infer ms/sample | train peak MiB | "
         "infer peak MiB | train / Speeder | infer / Speeder | micro-batch train / infer |",
@@ -492,7 +528,7 @@ def markdown(result):
     return "\n".join(lines) + "\n"
 
 
-SETTING_KEYS = ("backbone", "device_name", "dtype", "batch", "candidates", "title_tokens")
+SETTING_KEYS = ("backbone", "device_name", "dtype", "batch", "candidates", "title_tokens", "overrides")
 
 
 def merge_results(folders):
@@ -601,6 +637,11 @@ def parse_args(argv=None):
     parser.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bf16 on GPU, fp32 on CPU)")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--out", default=None, help="output folder (default benchmark_results/efficiency)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a property for every model, as run_recbole_speeder.py --KEY=VALUE takes it "
+                             "(repeatable), e.g. --set use_ppt=False --set mome_l1=0")
+    parser.add_argument("--profile", action="store_true",
+                        help="also write profile-<model>-n<first n>.txt: torch.profiler over one training step")
     parser.add_argument("--replot", default=None,
                         help="DIR[,DIR...]: redraw efficiency.md / .png from DIR/efficiency.json and exit; several "
                              "folders (runs of one setting split by --models / --history) are merged into --out")
@@ -613,6 +654,13 @@ def parse_args(argv=None):
         parser.error(f"--models: unknown {unknown}; choose from {', '.join(MODELS)}")
     if args.title_tokens < 1 or args.candidates < 2 or args.batch < 1 or args.steps < 1 or args.warmup < 0:
         parser.error("--title-tokens, --batch, --steps must be >= 1, --candidates >= 2, --warmup >= 0")
+    from recbole_speeder.cli import parse_overrides
+    from recbole_speeder.errors import SpeederError
+
+    try:
+        args.overrides = parse_overrides([f"--{item}" for item in args.set])
+    except SpeederError as err:
+        parser.error(f"--set: {err}")
     args.micro_batch = min(args.micro_batch or args.batch, args.batch)
     args.infer_micro_batch = min(args.infer_micro_batch or args.micro_batch, args.batch)
     return args
@@ -650,7 +698,7 @@ def main(argv=None):
             "infer_micro_batch": args.infer_micro_batch,
             "candidates": args.candidates, "title_tokens": args.title_tokens, "steps": args.steps,
             "warmup": args.warmup, "memory_kind": dev.memory_kind, "torch": torch.__version__,
-            "seed": args.seed,
+            "seed": args.seed, "overrides": args.overrides,
         },
         "rows": rows,
     }
@@ -659,4 +707,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from recbole_speeder.cli import friendly_errors
+
+    sys.exit(friendly_errors(main)())

@@ -67,3 +67,37 @@ def test_bad_options_are_refused(efficiency):
         efficiency.parse_args(["--history", "5,x"])
     with pytest.raises(SystemExit):
         efficiency.parse_args(["--models", "Speeder,GPT5"])
+
+
+def test_set_changes_the_models_and_profile_writes_a_table(efficiency, tmp_path, monkeypatch):
+    """``--set`` reaches the model's config (a shorter shown history gives shorter prompts),
+    is recorded in the results, and ``--profile`` writes one training step's operator table."""
+    monkeypatch.chdir(tmp_path)
+    common = ["--backbone", "tiny", "--models", "Speeder", "--history", "4", "--batch", "2", "--steps", "1",
+              "--warmup", "0", "--title-tokens", "4", "--items", "40", "--device", "cpu"]
+    assert efficiency.main(common + ["--out", str(tmp_path / "plain")]) == 0
+    assert efficiency.main(common + ["--set", "history_len=2", "--set", "use_ppt=False", "--profile",
+                                     "--out", str(tmp_path / "set")]) == 0
+    plain = json.loads((tmp_path / "plain" / "efficiency.json").read_text())
+    changed = json.loads((tmp_path / "set" / "efficiency.json").read_text())
+    assert changed["meta"]["overrides"] == {"history_len": 2, "use_ppt": False}
+    assert changed["rows"][0]["prompt_tokens"] < plain["rows"][0]["prompt_tokens"]
+    assert "properties set: history_len=2, use_ppt=False" in (tmp_path / "set" / "efficiency.md").read_text()
+    profile = (tmp_path / "set" / "profile-Speeder-n4.txt").read_text()
+    assert "Self CPU" in profile and "aten::" in profile
+    # runs with different properties are not merged into one table
+    with pytest.raises(SystemExit, match="other settings"):
+        efficiency.merge_results([str(tmp_path / "plain"), str(tmp_path / "set")])
+
+
+def test_set_refuses_malformed_and_unknown_keys(efficiency, tmp_path, monkeypatch, capsys):
+    with pytest.raises(SystemExit):
+        efficiency.parse_args(["--set", "use_ppt"])
+    assert "--set" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)
+    from recbole_speeder.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="use_ppt"):
+        efficiency.main(["--backbone", "tiny", "--models", "Speeder", "--history", "2", "--batch", "2",
+                         "--steps", "1", "--warmup", "0", "--title-tokens", "4", "--items", "40",
+                         "--device", "cpu", "--set", "use_pptt=False", "--out", str(tmp_path / "x")])

@@ -35,7 +35,7 @@ def sequential_settings(config):
     """The settings that determine the SASRec embeddings (part of the cache key)."""
     return {
         "model": "SASRec",
-        "epochs": int(config["seq_encoder_epochs"] if config["seq_encoder_epochs"] is not None else 10),
+        "epochs": int(config["seq_encoder_epochs"] if config["seq_encoder_epochs"] is not None else 100),
         "hidden_size": int(config["seq_encoder_hidden"] or 64),
         "batch_size": int(config["seq_encoder_batch_size"] or 2048),
         "learning_rate": float(config["seq_encoder_lr"] or 0.001),
