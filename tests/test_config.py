@@ -5,8 +5,9 @@ import sys
 import os
 
 import pytest
+import yaml
 
-from recbole_speeder.config import Config
+from recbole_speeder.config import PROPERTIES_DIR, Config
 from recbole_speeder.errors import ConfigError, DataError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,3 +77,17 @@ def test_only_recommenders_count_as_models(fast_config):
     # MRC is a module of the plugin, not a model: naming it is an unknown-model error
     with pytest.raises(ConfigError, match="Unknown model 'MRC'"):
         Config(model="MRC", dataset="tiny", config_dict=fast_config)
+
+
+@pytest.mark.parametrize("name", ["quick/cpu.yaml", "recipes/ml-100k-gpu.yaml"])
+def test_shipped_config_files_load_for_speeder(fast_config, name):
+    """Every YAML shipped for --config_files has only known keys (a typo would be refused)
+    and each of its values reaches the run's config."""
+    path = os.path.join(PROPERTIES_DIR, name)
+    config = Config(model="Speeder", dataset="tiny", config_file_list=[path], config_dict=fast_config)
+    with open(path) as f:
+        settings = yaml.safe_load(f) or {}
+    assert settings
+    for key, value in settings.items():
+        if key not in fast_config:  # the test's own settings win over the file
+            assert config[key] == value, key

@@ -196,3 +196,19 @@ def test_zeroshot_runs_with_zero_epochs_and_no_adapter(baseline_config, workdir)
     assert sorted(os.listdir(folder)) == ["plugin.safetensors", "trainer_state.pt"]  # untuned: no adapter
     with pytest.raises(ConfigError, match="epochs: 0"):
         run(model="ZeroShot", dataset="tiny", config_dict=dict(baseline_config, epochs=1))
+
+
+def test_runs_started_in_the_same_second_get_their_own_checkpoint_folder(llara, monkeypatch):
+    """RecBole names checkpoints by the start second; two trainers of that second must not share."""
+    import recbole.trainer.trainer as recbole_trainer
+
+    from recbole_speeder.utils import get_trainer
+
+    config, _, model = llara
+    monkeypatch.setattr(recbole_trainer, "get_local_time", lambda: "Nov-24-2026_00-00-00")
+    state = torch.get_rng_state()
+    trainer_class = get_trainer(config["MODEL_TYPE"], "LLaRA")
+    first, second = trainer_class(config, model), trainer_class(config, model)
+    assert torch.equal(torch.get_rng_state(), state)  # the suffix draws from no seeded generator
+    names = {os.path.basename(t.saved_model_file) for t in (first, second)}
+    assert len(names) == 2 and all(n.startswith("LLaRA-Nov-24-2026_00-00-00-") for n in names)

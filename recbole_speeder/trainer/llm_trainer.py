@@ -9,9 +9,10 @@ kept):
 - only parameters with ``requires_grad`` are optimised; the learning rate warms up linearly
   from lr/100 over ``warmup_ratio`` of the steps, then decays with a cosine (paper, section 2.5);
 - ``steps_per_epoch`` caps the batches of an epoch (random batches, the loader shuffles);
-- a checkpoint is a folder: ``adapter/`` (peft's LoRA format), ``plugin.safetensors`` (every
-  other trainable weight of the plugin), ``trainer_state.pt`` (epoch, optimizer, scheduler;
-  loads with ``weights_only=True``), written into a temporary folder and renamed into place;
+- a checkpoint is a folder ``saved/<Model>-<time>-<6 random hex digits>``: ``adapter/`` (peft's
+  LoRA format), ``plugin.safetensors`` (every other trainable weight of the plugin),
+  ``trainer_state.pt`` (epoch, optimizer, scheduler; loads with ``weights_only=True``), written
+  into a temporary folder and renamed into place;
 - under ``accelerate launch`` / ``torchrun`` (``WORLD_SIZE`` > 1) training batches are sharded,
   the loss runs in DDP, evaluation is sharded and gathered, and only process 0 writes
   checkpoints (:mod:`recbole_speeder.trainer.distributed`); one process changes nothing.
@@ -54,8 +55,12 @@ class _LLMTrainerCore(Trainer):
         super().__init__(config, model)
         self.dist = context_for(config)
         self.dist.silence_trainer(self)
-        # every process must name the same checkpoint folder: process 0's
-        self.saved_model_file = self.dist.broadcast_object(self.saved_model_file[: -len(".pth")])
+        # RecBole names a checkpoint by the second its run started, so runs started in the same
+        # second (a parallel sweep in one folder) would write into one folder: a random suffix
+        # (os.urandom, no seeded generator is touched) keeps them apart. Every process must
+        # name the same folder: process 0's.
+        unique = f"{self.saved_model_file[: -len('.pth')]}-{os.urandom(3).hex()}"
+        self.saved_model_file = self.dist.broadcast_object(unique)
         self.valid_metric = (config["valid_metric"] or "vhr@1").lower()
         self.valid_metric_bigger = True
         self.best_valid_score = -math.inf
