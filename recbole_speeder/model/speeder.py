@@ -146,11 +146,11 @@ class Speeder(LLMSequentialRecommender):
         for i, history in enumerate(histories):
             if rng.random() >= self.ppt_ratio:
                 continue
-            sample = sample_ppt(history.cpu().numpy(), rng)
+            items = history.cpu().numpy()
+            sample = sample_ppt(items, rng)
             if sample is None:
                 self._ppt_counts["skipped"] += 1
                 continue
-            items = history.cpu().numpy()
             rows.append(i)
             abc.append([items[sample.a_pos], items[sample.b_pos], items[sample.c_pos]])
             labels.append(sample.label)
