@@ -29,7 +29,7 @@ import torch
 
 from recbole_speeder.errors import ConfigError
 from recbole_speeder.features.cache import fingerprint
-from recbole_speeder.features.loader import _file_signature, _image_paths, read_item_table
+from recbole_speeder.features.loader import file_signature, image_paths, read_item_table
 from recbole_speeder.features.text import folder_signature, resolve_device
 from recbole_speeder.features.text_cache import TextCache
 from recbole_speeder.features.vision import read_image
@@ -204,7 +204,7 @@ def item_summaries(config, dataset, titles, summarizer=None):
     """
     tokens = [str(t) for t in dataset.field2id_token[dataset.iid_field]]
     table, item_path = read_item_table(config)
-    paths = _image_paths(config, table, item_path) if table is not None else None
+    paths = image_paths(config, table, item_path) if table is not None else None
     summarizer = summarizer if summarizer is not None else (build_image_summarizer(config) if paths else None)
     if paths is None or summarizer is None:
         why = "the dataset has no images" if paths is None else "image_summarizer: none"
@@ -215,7 +215,7 @@ def item_summaries(config, dataset, titles, summarizer=None):
     for token, path in zip(table[id_field].tolist(), paths):
         path_of.setdefault(str(token), path)
     cache = TextCache(os.path.join(config["data_path"], "features"), "item_summary", summarizer.identity)
-    keys = {t: fingerprint(t, _file_signature(path_of.get(t))) for t in tokens[1:]}
+    keys = {t: fingerprint(t, file_signature(path_of.get(t))) for t in tokens[1:]}
     todo = [t for t in tokens[1:] if path_of.get(t) and keys[t] not in cache]
     if todo:
         logger.info(f"item summaries: describing {len(todo)} images with {summarizer.identity['name']} -> {cache.folder}")

@@ -152,7 +152,7 @@ def _text_features(config, cache, table, path, encoder):
     return cache.get_or_compute("text", encoder.identity, fingerprint(tokens, titles), tokens, compute)
 
 
-def _image_paths(config, table, path):
+def image_paths(config, table, path):
     """Full image paths per .item row (None where no file is named), or None if the dataset has no images."""
     image_field = _get(config, "IMAGE_FIELD", "image")
     image_dir = os.path.join(config["data_path"], _get(config, "image_dir", "images"))
@@ -166,7 +166,8 @@ def _image_paths(config, table, path):
     return [os.path.join(image_dir, n) if n else None for n in names]
 
 
-def _file_signature(path):
+def file_signature(path):
+    """(name, size, mtime) of a file, None when it is missing: part of a cache fingerprint."""
     if path is None or not os.path.isfile(path):
         return None
     stat = os.stat(path)
@@ -175,7 +176,7 @@ def _file_signature(path):
 
 def _vision_features(config, cache, table, paths, encoder):
     tokens = table[config["ITEM_ID_FIELD"]].tolist()
-    signature = fingerprint(tokens, [_file_signature(p) for p in paths])
+    signature = fingerprint(tokens, [file_signature(p) for p in paths])
     return cache.get_or_compute("vision", encoder.identity, signature, tokens, lambda: encoder.encode_files(paths))
 
 
@@ -259,7 +260,7 @@ def load_item_features(config, dataset, train_data=None, encoders=None):
         if modality == "text":
             cached = _text_features(config, cache, table, item_path, encoders.get("text") or _text_encoder(config))
         elif modality == "vision":
-            paths = _image_paths(config, table, item_path)
+            paths = image_paths(config, table, item_path)
             if paths is None:
                 continue
             cached = _vision_features(config, cache, table, paths, encoders.get("vision") or _vision_encoder(config))

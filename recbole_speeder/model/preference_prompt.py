@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from recbole_speeder.errors import ConfigError
-from recbole_speeder.model.prompt import HybridPrompt, PromptBatch, _split_at, check_template, left_pad
+from recbole_speeder.model.prompt import HybridPrompt, PromptBatch, check_template, left_pad, split_at_placeholders
 
 DEFAULT_PREFERENCE_PROMPT = (
     "A user's preferences: {summary}\n"
@@ -36,7 +36,7 @@ class PreferencePrompt(HybridPrompt):
                  item_summary_max_tokens=48, answer_yes=" Yes", answer_no=" No"):
         super().__init__(tokenizer, item_separator=item_separator, use_chat_template=use_chat_template)
         check_template(prompt_template, "prompt_template", ["summary", "candidate"], optional=["history"])
-        pieces, self._order = _split_at(self._wrap(prompt_template), ["summary", "history", "candidate"])
+        pieces, self._order = split_at_placeholders(self._wrap(prompt_template), ["summary", "history", "candidate"])
         self._pieces = [self.encode_piece(p) for p in pieces]
         self._pieces[0] = self._bos + self._pieces[0]
         self.shows_history = "history" in self._order

@@ -136,7 +136,7 @@ def check_template(text, key, required, optional=()):
         raise ConfigError(f"{key} has unknown placeholders {unknown}; allowed: {allowed}")
 
 
-def _split_at(text, names):
+def split_at_placeholders(text, names):
     """Split at the placeholders ``names`` -> (pieces, order): len(pieces) = len(order) + 1."""
     pattern = re.compile("|".join(re.escape("{" + n + "}") for n in names))
     pieces, order, last = [], [], 0
@@ -174,9 +174,9 @@ class HybridPrompt:
         self.use_chat_template = bool(use_chat_template) and bool(
             getattr(tokenizer, "chat_template", None))
         self._bos = self._leading_special_ids()
-        rec_pieces, self._rec_order = _split_at(self._wrap(prompt_template),
+        rec_pieces, self._rec_order = split_at_placeholders(self._wrap(prompt_template),
                                                 ["history", "candidates"])
-        ppt_pieces, self._ppt_order = _split_at(self._wrap(ppt_template),
+        ppt_pieces, self._ppt_order = split_at_placeholders(self._wrap(ppt_template),
                                                 ["history", "a", "b", "c"])
         self._rec_pieces = [self.encode_piece(p) for p in rec_pieces]
         self._ppt_pieces = [self.encode_piece(p) for p in ppt_pieces]
