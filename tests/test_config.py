@@ -63,6 +63,27 @@ def test_ml100k_is_copied_from_the_recbole_package(fast_config, workdir):
     assert config["TITLE_FIELD"] == "movie_title"
 
 
+def test_ml100k_copy_survives_a_parallel_run_that_copies_it_first(tmp_path, monkeypatch):
+    """Two runs starting at once both copy ml-100k; the one that renames second must not fail."""
+    from recbole_speeder.data import registry
+
+    home = str(tmp_path / "dataset")
+    real_replace = os.replace
+    calls = []
+
+    def replace_after_the_other_run(src, dst):
+        if not calls and os.path.basename(dst) == "ml-100k":
+            calls.append(dst)
+            monkeypatch.setattr(registry.os, "replace", real_replace)
+            registry.ensure_dataset_files(home, "ml-100k")  # the other run wins the race
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(registry.os, "replace", replace_after_the_other_run)
+    registry.ensure_dataset_files(home, "ml-100k")
+    assert calls and registry.is_prepared(home, "ml-100k")
+    assert sorted(os.listdir(home)) == ["ml-100k"]  # no temporary folder left behind
+
+
 def test_run_script_prints_clear_error_not_traceback(workdir):
     proc = subprocess.run(
         [sys.executable, os.path.join(REPO, "run_recbole_speeder.py"), "--model=NoSuchModel", "--dataset=tiny"],

@@ -53,7 +53,12 @@ def _copy_embedded(data_home, name):
                 os.replace(os.path.join(tmp, file), os.path.join(target, file))
             shutil.rmtree(tmp)
         else:
-            os.replace(tmp, target)
+            try:
+                os.replace(tmp, target)
+            except OSError:  # another process (a parallel run) put the dataset there first
+                if not is_prepared(data_home, name):
+                    raise
+                shutil.rmtree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
