@@ -5,6 +5,8 @@
 
 Writes benchmark_results/<dataset>-<time>.md (the table), -summary.csv and -runs.csv.
 `--merge a-runs.csv b-runs.csv` makes one table from runs made in separate jobs.
+`--jobs=3` runs three (model, seed) runs at a time, each in its own process (one GPU can hold
+several runs of a small LLM; each run's log is in the table's `-jobs/` folder).
 Other --key=value pairs override properties for every run.
 """
 
@@ -23,10 +25,12 @@ def main(argv=None):
     parser.add_argument("--seeds", default="2020,2021,2022", help="comma-separated seeds")
     parser.add_argument("--config_files", default=None, help="space-separated YAML files for every run")
     parser.add_argument("--out_dir", default="benchmark_results")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at a time, each (model, seed) in its own process (default 1: one after another)")
     parser.add_argument("--merge", nargs="+", default=None, metavar="RUNS_CSV",
                         help="no training: one table from earlier -runs.csv files")
     args, rest = parser.parse_known_args(argv)
-    from recbole_speeder.benchmark import benchmark, read_runs, write_tables
+    from recbole_speeder.benchmark import benchmark, benchmark_in_parallel, read_runs, write_tables
 
     if args.merge:
         missing = [p for p in args.merge if not os.path.isfile(p)]
@@ -45,11 +49,14 @@ def main(argv=None):
     models = [m for m in args.models.split(",") if m]
     for model in models:
         get_model(model)  # unknown names fail before any training starts
-    table, base = benchmark(
-        models, args.dataset, seeds,
-        config_file_list=args.config_files.split(" ") if args.config_files else None,
-        overrides=parse_overrides(rest), out_dir=args.out_dir,
-    )
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1 (got {args.jobs}).")
+    common = dict(config_file_list=args.config_files.split(" ") if args.config_files else None,
+                  overrides=parse_overrides(rest), out_dir=args.out_dir)
+    if args.jobs > 1:
+        table, base = benchmark_in_parallel(models, args.dataset, seeds, args.jobs, **common)
+    else:
+        table, base = benchmark(models, args.dataset, seeds, **common)
     print(table)
     print(f"written: {base}.md, {base}-summary.csv, {base}-runs.csv")
 

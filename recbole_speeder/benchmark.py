@@ -5,11 +5,17 @@ the same split and scored on the same stored candidate sets. The table holds mea
 standard deviation (over seeds) of the candidate metrics (HR@1, ValidRatio, VHR@1, NDCG@k,
 MRR), RecBole's full-ranking NDCG@10 / Recall@10, and the training and inference time per
 sample. Written as markdown and CSV (per run and summary) under ``benchmark_dir``.
+
+With ``jobs`` > 1 (:func:`benchmark_in_parallel`) every (model, seed) run is its own process,
+at most ``jobs`` at a time: runs that leave a GPU mostly idle, like a small LLM, then share it.
 """
 
 import csv
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 
 from recbole_speeder.atomic import atomic_write, atomic_write_text
@@ -90,6 +96,72 @@ def benchmark(models, dataset, seeds, config_file_list=None, overrides=None, out
     return write_tables(rows, out_dir)
 
 
+def benchmark_in_parallel(models, dataset, seeds, jobs, config_file_list=None, overrides=None,
+                          out_dir="benchmark_results", poll_seconds=1.0):
+    """:func:`benchmark` with each (model, seed) run in its own process, ``jobs`` at a time.
+
+    Run ``<model>-<seed>`` writes its output to ``<out_dir>/<dataset>-<time>-jobs/<model>-<seed>/run.log``
+    and its checkpoints under ``<checkpoint_dir>/<dataset>-<time>-<model>-<seed>/``, so runs
+    never share a file. The table holds the runs that finished; if any failed, the error lists
+    them with their logs, after the table is written.
+    """
+    from recbole_speeder.errors import SpeederError
+
+    overrides = dict(overrides or {})
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    work = os.path.join(out_dir, f"{dataset}-{stamp}-jobs")
+    checkpoints = overrides.pop("checkpoint_dir", None) or "saved"
+    pending = [(model, seed) for model in models for seed in seeds]
+    running, rows, failed = [], [], []
+    # the children import this package from where this process did, installed or not
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
+    try:
+        while pending or running:
+            while pending and len(running) < max(1, int(jobs)):
+                model, seed = pending.pop(0)
+                folder = os.path.join(work, f"{model}-{seed}")
+                os.makedirs(folder, exist_ok=True)
+                spec = {"model": model, "dataset": dataset, "config_file_list": config_file_list,
+                        "config_dict": dict(overrides, seed=seed, checkpoint_dir=os.path.join(
+                            checkpoints, f"{dataset}-{stamp}-{model}-{seed}"))}
+                log = open(os.path.join(folder, "run.log"), "w")
+                command = [sys.executable, "-m", "recbole_speeder.benchmark", json.dumps(spec),
+                           os.path.join(folder, "row.json")]
+                process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+                running.append((process, log, folder))
+            time.sleep(poll_seconds)
+            for entry in [e for e in running if e[0].poll() is not None]:
+                process, log, folder = entry
+                log.close()
+                running.remove(entry)
+                if process.returncode == 0:
+                    with open(os.path.join(folder, "row.json")) as f:
+                        rows.append(json.load(f))
+                else:
+                    failed.append(f"{os.path.basename(folder)} (exit status {process.returncode}, "
+                                  f"log {os.path.join(folder, 'run.log')})")
+    finally:
+        for process, log, _ in running:  # interrupted: stop the runs still going
+            process.terminate()
+            process.wait()
+            log.close()
+    order = {(m, s): i for i, (m, s) in enumerate((m, s) for m in models for s in seeds)}
+    rows.sort(key=lambda r: order.get((r["model"], r["seed"]), len(order)))
+    table, base = write_tables(rows, out_dir) if rows else (None, None)
+    if failed:
+        written = f" The table of the others: {base}.md." if base else ""
+        raise SpeederError(f"{len(failed)} of {len(order)} runs failed: {'; '.join(failed)}.{written}")
+    return table, base
+
+
+def _run_one(spec_json, row_path):
+    """Child process of :func:`benchmark_in_parallel`: one run, its table row as JSON."""
+    spec = json.loads(spec_json)
+    row = flatten(run(**spec))
+    atomic_write_text(row_path, json.dumps(row))
+
+
 def read_runs(paths):
     """Rows of earlier ``-runs.csv`` files (to merge runs made in separate jobs into one table)."""
     rows = []
@@ -121,3 +193,9 @@ def write_tables(rows, out_dir):
     table = markdown(summary, columns, title)
     atomic_write_text(base + ".md", table)
     return table, base
+
+
+if __name__ == "__main__":
+    from recbole_speeder.cli import friendly_errors
+
+    friendly_errors(_run_one)(*sys.argv[1:3])
