@@ -212,6 +212,24 @@ def test_mllmmsr_trains_lora_ranks_candidates_and_reuses_its_summaries(mllmmsr_c
     assert reloaded["candidate_test"]["summary_generated"] == 0  # every summary came from the cache
 
 
+def test_evaluation_summarises_the_whole_split_in_full_generate_rounds(mllmmsr_config, monkeypatch):
+    """One summarize call per split: a generate round takes up to summary_batch_size prompts,
+    however small the evaluation batches are."""
+    from recbole_speeder.model.preference_summary import PreferenceSummarizer
+
+    sizes, real_generate = [], PreferenceSummarizer._generate
+
+    def recorded(self, prompts):
+        sizes.append(len(prompts))
+        return real_generate(self, prompts)
+
+    monkeypatch.setattr(PreferenceSummarizer, "_generate", recorded)
+    result = run(model="MLLMMSR", dataset="tiny", config_dict=dict(
+        mllmmsr_config, eval_batch_size=4, eval_step=0, summary_batch_size=32))
+    assert result["candidate_test"]["n"] == 60
+    assert max(sizes) > 8  # training rounds hold at most train_batch_size (8) prompts
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"summary_block_size": 0}, "summary_block_size must be at least 1"),
     ({"negatives_per_positive": 5}, "negatives_per_positive=5 exceeds"),

@@ -5,8 +5,9 @@ by the base backbone on first need and cached. This trainer
 
 - subtracts the summarisation time spent inside training batches from the training time
   (``train_ms_per_sample`` stays the fine-tuning cost) and adds it to ``summary_train_seconds``;
-- summarises every sequence of a split before scoring it, so that ``infer_ms_per_sample`` is the
-  scoring cost alone; the evaluation result gets ``summary_ms_per_sample`` (summarisation time of
+- summarises every sequence of a split before scoring it, all in one call (so that every
+  generate round holds ``summary_batch_size`` prompts, not one evaluation batch's), so that
+  ``infer_ms_per_sample`` is the scoring cost alone; the evaluation result gets ``summary_ms_per_sample`` (summarisation time of
   this pass per sequence; near 0 when the summaries were cached by an earlier run),
   ``summary_generated`` (summaries generated in this pass) and, after training,
   ``summary_train_ms_per_sample`` (summarisation time per training sample);
@@ -41,14 +42,15 @@ class MLLMMSRTrainer(LLMTrainer):
     def prepare_summaries(self, eval_data):
         """Summarise every sequence of ``eval_data``; the cost as result entries."""
         model, summarizer = self.model, self.model.summarizer
-        generated, sequences = summarizer.generated, 0
+        generated = summarizer.generated
         start = time.perf_counter()
+        windows = []  # the whole split in one call: each generate round takes summary_batch_size prompts
         for index, batch in enumerate(eval_data):
             if not self.evaluator.keep_batch(index):  # another process scores (and summarises) it
                 continue
-            interaction = batch[0] if isinstance(batch, tuple) else batch
-            model.preference_summaries(interaction)
-            sequences += len(interaction)
+            windows += model.summary_windows(batch[0] if isinstance(batch, tuple) else batch)
+        summarizer.summarize(windows)
+        sequences = len(windows)
         elapsed = time.perf_counter() - start
         summarizer.cache.flush()
         report = {
