@@ -212,22 +212,32 @@ def test_mllmmsr_trains_lora_ranks_candidates_and_reuses_its_summaries(mllmmsr_c
     assert reloaded["candidate_test"]["summary_generated"] == 0  # every summary came from the cache
 
 
-def test_evaluation_summarises_the_whole_split_in_full_generate_rounds(mllmmsr_config, monkeypatch):
-    """One summarize call per split: a generate round takes up to summary_batch_size prompts,
-    however small the evaluation batches are."""
+def test_summaries_are_made_in_full_generate_rounds(mllmmsr_config, monkeypatch):
+    """Evaluation summarises its whole split in one call and training looks batches ahead: a
+    generate round takes up to summary_batch_size prompts, however small the batches are."""
     from recbole_speeder.model.preference_summary import PreferenceSummarizer
 
-    sizes, real_generate = [], PreferenceSummarizer._generate
+    from recbole_speeder.trainer.mllmmsr_trainer import MLLMMSRTrainer
+
+    sizes, phase = {"train": [], "eval": []}, ["train"]
+    real_generate, real_prepare = PreferenceSummarizer._generate, MLLMMSRTrainer.prepare_summaries
 
     def recorded(self, prompts):
-        sizes.append(len(prompts))
+        sizes[phase[0]].append(len(prompts))
         return real_generate(self, prompts)
 
+    def evaluating(self, eval_data):
+        phase[0] = "eval"
+        return real_prepare(self, eval_data)
+
     monkeypatch.setattr(PreferenceSummarizer, "_generate", recorded)
+    monkeypatch.setattr(MLLMMSRTrainer, "prepare_summaries", evaluating)
     result = run(model="MLLMMSR", dataset="tiny", config_dict=dict(
-        mllmmsr_config, eval_batch_size=4, eval_step=0, summary_batch_size=32))
+        mllmmsr_config, train_batch_size=4, steps_per_epoch=4, eval_batch_size=4, eval_step=0,
+        summary_batch_size=32))
     assert result["candidate_test"]["n"] == 60
-    assert max(sizes) > 8  # training rounds hold at most train_batch_size (8) prompts
+    assert max(sizes["eval"]) > 4  # one evaluation batch holds 4 sequences
+    assert max(sizes["train"]) > 4  # training summarises the next 32 / 4 batches (here all 4) at once
 
 
 @pytest.mark.parametrize("overrides, message", [

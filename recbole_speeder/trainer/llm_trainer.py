@@ -18,6 +18,7 @@ kept):
   checkpoints (:mod:`recbole_speeder.trainer.distributed`); one process changes nothing.
 """
 
+import itertools
 import math
 import os
 import shutil
@@ -101,9 +102,7 @@ class _LLMTrainerCore(Trainer):
         loss_of = self.dist.loss_function(self.model)
         train_data = self.dist.shard(train_data)
         batches = tqdm(train_data, total=steps, ncols=100, desc=f"Train {epoch_idx:>4}") if show_progress else train_data
-        for step, interaction in enumerate(batches):
-            if step >= steps:
-                break
+        for interaction in self._training_batches(batches, steps):
             interaction = interaction.to(self.device)
             self.optimizer.zero_grad()
             loss = loss_of(interaction)
@@ -119,6 +118,10 @@ class _LLMTrainerCore(Trainer):
             self.epoch_samples = self.dist.sum(self.epoch_samples)
             total_loss = self.dist.sum(total_loss) / self.dist.num_processes
         return total_loss / max(1, min(steps, len(train_data)))
+
+    def _training_batches(self, batches, steps):
+        """The epoch's first ``steps`` batches (a subclass may look at them before training on them)."""
+        return itertools.islice(batches, steps)
 
     # -- evaluation ---------------------------------------------------------------------
     def _valid_epoch(self, valid_data, show_progress=False):

@@ -3,6 +3,8 @@
 MLLM-MSR's preference summaries (:mod:`recbole_speeder.model.preference_summary`) are made
 by the base backbone on first need and cached. This trainer
 
+- summarises ahead in training: the histories of the next ``summary_batch_size /
+  train_batch_size`` batches in one call, so that its generate rounds are full too;
 - subtracts the summarisation time spent inside training batches from the training time
   (``train_ms_per_sample`` stays the fine-tuning cost) and adds it to ``summary_train_seconds``;
 - summarises every sequence of a split before scoring it, all in one call (so that every
@@ -14,6 +16,7 @@ by the base backbone on first need and cached. This trainer
 - writes new summaries to the cache after every epoch and evaluation.
 """
 
+import math
 import time
 
 import torch
@@ -37,6 +40,24 @@ class MLLMMSRTrainer(LLMTrainer):
                          + f": {spent:.1f} s in training epoch {epoch_idx} (not counted as training time), "
                          f"{len(summarizer.cache)} cached")
         return loss
+
+    def _training_batches(self, batches, steps):
+        ahead = max(1, math.ceil(self.model.summarizer.batch_size / int(self.config["train_batch_size"])))
+        group = []
+        for interaction in super()._training_batches(batches, steps):
+            group.append(interaction)
+            if len(group) == ahead:
+                yield from self._summarised(group)
+                group = []
+        yield from self._summarised(group)
+
+    @torch.no_grad()
+    def _summarised(self, group):
+        """``group`` of training batches, after summarising all their histories in one call."""
+        windows = [w for interaction in group for w in self.model.summary_windows(interaction)]
+        if windows:
+            self.model.summarizer.summarize(windows)
+        return group
 
     @torch.no_grad()
     def prepare_summaries(self, eval_data):
