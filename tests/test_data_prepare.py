@@ -153,6 +153,16 @@ def test_format_is_forced_and_mismatch_reported(tmp_path):
         prepare(tmp_path, raw23, fmt="2018")
 
 
+def test_unknown_release_names_the_file_and_line(tmp_path):
+    reviews, meta = tmp_path / "reviews.jsonl", tmp_path / "meta.jsonl"
+    _write_lines(reviews, [{"who": "U1", "what": "I1", "when": 1}])
+    _write_lines(meta, [{"sku": "I1", "name": "A thing"}])
+    with pytest.raises(DataError, match=r"reviews\.jsonl line 1: cannot tell the Amazon Reviews release .*'who'"):
+        amazon.read_reviews(str(reviews))
+    with pytest.raises(DataError, match=r"meta\.jsonl line 1: cannot tell the Amazon metadata release .*--format"):
+        amazon.read_meta(str(meta), {"I1"})
+
+
 @pytest.mark.parametrize("count,kept", [(7, False), (8, True)])
 def test_item_needs_8_interactions(tmp_path, count, kept):
     sessions = [(u, d, seq + ["X"] if i < count else seq) for i, (u, d, seq) in enumerate(base_sessions())]

@@ -139,6 +139,17 @@ def _valid_token(value):
     return value
 
 
+def _resolve_format(fmt, record, detect, where, what, expected):
+    """``fmt``, or for ``auto`` the release ``detect`` reads from ``record`` (a DataError if none)."""
+    if fmt != "auto":
+        return fmt
+    detected = detect(record)
+    if detected is None:
+        raise DataError(f"{where}: cannot tell the Amazon {what} release from the keys {sorted(record)[:8]}; "
+                        f"expected {expected}. Use --format to force one.")
+    return detected
+
+
 def _review_format(record):
     if "user_id" in record or "parent_asin" in record or "timestamp" in record:
         return "2023"
@@ -165,15 +176,8 @@ def read_reviews(path, fmt="auto"):
     report = FileReport(path)
     users, items, times = [], [], []
     for number, record in iter_records(path, report):
-        if fmt == "auto":
-            detected = _review_format(record)
-            if detected is None:
-                raise DataError(
-                    f"{path} line {number}: cannot tell the Amazon Reviews release from the keys "
-                    f"{sorted(record)[:8]}; expected reviewerID/asin/unixReviewTime (2018) or "
-                    "user_id/parent_asin/timestamp (2023). Use --format to force one."
-                )
-            fmt = detected
+        fmt = _resolve_format(fmt, record, _review_format, f"{path} line {number}", "Reviews",
+                              "reviewerID/asin/unixReviewTime (2018) or user_id/parent_asin/timestamp (2023)")
         if fmt == "2023":
             user = _valid_token(record.get("user_id"))
             item = _valid_token(record.get("parent_asin") or record.get("asin"))
@@ -225,15 +229,8 @@ def read_meta(path, wanted_items, fmt="auto"):
     report = FileReport(path)
     meta = {}
     for number, record in iter_records(path, report):
-        if fmt == "auto":
-            detected = _meta_format(record)
-            if detected is None:
-                raise DataError(
-                    f"{path} line {number}: cannot tell the Amazon metadata release from the keys "
-                    f"{sorted(record)[:8]}; expected asin/title/imageURL (2018) or "
-                    "parent_asin/title/images (2023). Use --format to force one."
-                )
-            fmt = detected
+        fmt = _resolve_format(fmt, record, _meta_format, f"{path} line {number}", "metadata",
+                              "asin/title/imageURL (2018) or parent_asin/title/images (2023)")
         if fmt == "2023":
             item = _valid_token(record.get("parent_asin") or record.get("asin"))
             urls = _image_urls_2023(record.get("images"))
@@ -341,6 +338,17 @@ class _Emptied(Exception):
     pass
 
 
+def _drop_small_groups(frame, column, minimum, removed, counter, rule):
+    """The rows whose ``column`` value has fewer than ``minimum`` rows dropped; the dropped values
+    counted in ``removed[counter]``. Raises :class:`_Emptied` with ``rule`` if nothing is left."""
+    small = frame.groupby(column)["item"].transform("size") < minimum
+    removed[counter] += int(frame.loc[small, column].nunique())
+    frame = frame[~small.to_numpy()]
+    if frame.empty:
+        raise _Emptied(rule)
+    return frame
+
+
 def filter_until_stable(frame, min_item_inter, min_seq_len, removed):
     """Apply the paper's two thresholds alternately until nothing changes.
 
@@ -352,18 +360,10 @@ def filter_until_stable(frame, min_item_inter, min_seq_len, removed):
         before = len(frame)
         frame, repeats = _drop_consecutive_repeats(frame)
         removed["consecutive_repeats"] += repeats
-        lengths = frame.groupby("session")["item"].transform("size")
-        short = lengths < min_seq_len
-        removed["short_sequences"] += int(frame.loc[short, "session"].nunique())
-        frame = frame[~short.to_numpy()]
-        if frame.empty:
-            raise _Emptied(f"sequences with fewer than {min_seq_len} items (--min-seq-len)")
-        counts = frame.groupby("item")["item"].transform("size")
-        rare = counts < min_item_inter
-        removed["rare_items"] += int(frame.loc[rare, "item"].nunique())
-        frame = frame[~rare.to_numpy()]
-        if frame.empty:
-            raise _Emptied(f"items with fewer than {min_item_inter} interactions (--min-item-inter)")
+        frame = _drop_small_groups(frame, "session", min_seq_len, removed, "short_sequences",
+                                   f"sequences with fewer than {min_seq_len} items (--min-seq-len)")
+        frame = _drop_small_groups(frame, "item", min_item_inter, removed, "rare_items",
+                                   f"items with fewer than {min_item_inter} interactions (--min-item-inter)")
         if len(frame) == before:
             return frame
 
