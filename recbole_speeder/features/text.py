@@ -65,7 +65,26 @@ def mean_pool(hidden, attention_mask):
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
 
 
-class TextEncoder:
+class _TitleEncoder:
+    """What both title encoders share: batches of ``batch_size`` titles cut to ``max_length``
+    tokens, a progress bar, a model loaded on first use, and the cache identity's shape."""
+
+    def __init__(self, batch_size, max_length, show_progress):
+        self.batch_size = int(batch_size)
+        self.max_length = int(max_length)
+        self.show_progress = show_progress
+        self.model = None
+        self.tokenizer = None
+
+    def _identity(self, name, kind, normalize, folder):
+        """Everything that determines the vectors (used as cache key and sidecar record)."""
+        return {
+            "name": name, "kind": kind, "pooling": "mean", "normalize": normalize,
+            "max_length": self.max_length, "files": folder_signature(folder),
+        }
+
+
+class TextEncoder(_TitleEncoder):
     """Hugging Face encoder + masked mean pooling + L2 normalisation.
 
     Args:
@@ -77,26 +96,15 @@ class TextEncoder:
     """
 
     def __init__(self, name=DEFAULT_TEXT_ENCODER, device=None, batch_size=64, max_length=64, show_progress=True):
+        super().__init__(batch_size, max_length, show_progress)
         self.name = name or DEFAULT_TEXT_ENCODER
         self.path = default_text_encoder_path() if self.name == DEFAULT_TEXT_ENCODER else self.name
         self.device = resolve_device(device)
-        self.batch_size = int(batch_size)
-        self.max_length = int(max_length)
-        self.show_progress = show_progress
-        self.model = None
-        self.tokenizer = None
 
     @property
     def identity(self):
-        """Everything that determines the vectors (used as cache key and sidecar record)."""
-        return {
-            "name": "all-MiniLM-L6-v2" if self.name == DEFAULT_TEXT_ENCODER else self.name,
-            "kind": "hf-encoder",
-            "pooling": "mean",
-            "normalize": True,
-            "max_length": self.max_length,
-            "files": folder_signature(self.path),
-        }
+        name = "all-MiniLM-L6-v2" if self.name == DEFAULT_TEXT_ENCODER else self.name
+        return self._identity(name, "hf-encoder", True, self.path)
 
     def load(self):
         if self.model is None:
@@ -170,7 +178,7 @@ def encode_with_causal_lm(model, tokenizer, texts, batch_size=16, max_length=64,
     return torch.cat(out)
 
 
-class CausalLMTextEncoder:
+class CausalLMTextEncoder(_TitleEncoder):
     """``text_encoder: llm``: item titles encoded by the LLM backbone itself.
 
     Args:
@@ -180,24 +188,13 @@ class CausalLMTextEncoder:
     """
 
     def __init__(self, loader, name, batch_size=16, max_length=64, show_progress=True):
+        super().__init__(batch_size, max_length, show_progress)
         self.loader = loader
         self.name = str(name)
-        self.batch_size = int(batch_size)
-        self.max_length = int(max_length)
-        self.show_progress = show_progress
-        self.model = None
-        self.tokenizer = None
 
     @property
     def identity(self):
-        return {
-            "name": self.name,
-            "kind": "causal-lm-last-hidden",
-            "pooling": "mean",
-            "normalize": False,
-            "max_length": self.max_length,
-            "files": folder_signature(self.name.split(":", 1)[-1]),
-        }
+        return self._identity(self.name, "causal-lm-last-hidden", False, self.name.split(":", 1)[-1])
 
     def encode(self, texts):
         if self.model is None:
