@@ -212,3 +212,23 @@ def test_runs_started_in_the_same_second_get_their_own_checkpoint_folder(llara, 
     assert torch.equal(torch.get_rng_state(), state)  # the suffix draws from no seeded generator
     names = {os.path.basename(t.saved_model_file) for t in (first, second)}
     assert len(names) == 2 and all(n.startswith("LLaRA-Nov-24-2026_00-00-00-") for n in names)
+
+
+def test_warmup_then_cosine_or_constant_learning_rate(llara):
+    from recbole_speeder.errors import ConfigError
+    from recbole_speeder.trainer.llm_trainer import warmup_schedule
+    from recbole_speeder.utils import get_trainer
+
+    cosine, constant = warmup_schedule(100, 0.1), warmup_schedule(100, 0.1, "constant")
+    for factor in (cosine, constant):  # 10 warm-up steps from lr/100 to lr
+        assert factor(0) == pytest.approx(0.01) and factor(5) == pytest.approx(0.01 + 0.99 * 0.5)
+        assert factor(10) == pytest.approx(1.0)
+    assert cosine(55) == pytest.approx(0.5) and cosine(100) == pytest.approx(0.0)
+    assert constant(55) == constant(100) == 1.0
+    config, _, model = llara
+    config["lr_schedule"] = "linear"
+    try:
+        with pytest.raises(ConfigError, match="lr_schedule must be one of cosine, constant"):
+            get_trainer(config["MODEL_TYPE"], "LLaRA")(config, model)
+    finally:
+        config["lr_schedule"] = "cosine"

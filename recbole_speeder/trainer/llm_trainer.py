@@ -7,7 +7,8 @@ kept):
   with :class:`~recbole_speeder.trainer.candidate_eval.CandidateEvaluator`; early stopping
   follows ``valid_metric`` among them (default ``vhr@1``);
 - only parameters with ``requires_grad`` are optimised; the learning rate warms up linearly
-  from lr/100 over ``warmup_ratio`` of the steps, then decays with a cosine (paper, section 2.5);
+  from lr/100 over ``warmup_ratio`` of the steps, then decays with a cosine (paper, section 2.5)
+  or, with ``lr_schedule: constant``, stays;
 - ``steps_per_epoch`` caps the batches of an epoch (random batches, the loader shuffles);
 - a checkpoint is a folder ``saved/<Model>-<time>-<6 random hex digits>``: ``adapter/`` (peft's
   LoRA format), ``plugin.safetensors`` (every other trainable weight of the plugin),
@@ -36,13 +37,21 @@ from recbole_speeder.trainer.distributed import context_for
 from recbole_speeder.trainer.timing import TrainTimeMixin
 
 
-def warmup_cosine(total_steps, warmup_ratio):
-    """LR multiplier: linear from 1/100 to 1 over the warm-up, then cosine decay to 0."""
+LR_SCHEDULES = ("cosine", "constant")
+
+
+def warmup_schedule(total_steps, warmup_ratio, decay="cosine"):
+    """LR multiplier: linear from 1/100 to 1 over the warm-up, then a cosine decay to 0 over the
+    remaining steps (``cosine``, paper section 2.5) or 1 until the end (``constant``)."""
+    if decay not in LR_SCHEDULES:
+        raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)} (got '{decay}').")
     warmup = max(1, int(total_steps * warmup_ratio))
 
     def factor(step):
         if step < warmup:
             return 0.01 + 0.99 * step / warmup
+        if decay == "constant":
+            return 1.0
         progress = (step - warmup) / max(1, total_steps - warmup)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
@@ -67,6 +76,8 @@ class _LLMTrainerCore(Trainer):
         self.best_valid_score = -math.inf
         self.steps_per_epoch = config["steps_per_epoch"]
         self.warmup_ratio = float(config["warmup_ratio"] or 0.0)
+        self.lr_schedule = config["lr_schedule"] or "cosine"
+        warmup_schedule(1, self.warmup_ratio, self.lr_schedule)  # a bad name fails before training
         self.evaluator = self.dist.candidate_evaluator(config)
         self.candidate_sets = {}
         self.scheduler = None
@@ -85,7 +96,7 @@ class _LLMTrainerCore(Trainer):
 
     def _build_scheduler(self, train_data, epochs):
         total = self._steps_in_epoch(train_data) * max(1, epochs)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(total, self.warmup_ratio))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_schedule(total, self.warmup_ratio, self.lr_schedule))
         if self._pending_scheduler_state:  # resumed: continue the saved schedule
             self.scheduler.load_state_dict(self._pending_scheduler_state)
             self._pending_scheduler_state = None
