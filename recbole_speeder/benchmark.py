@@ -105,9 +105,12 @@ def benchmark_in_parallel(models, dataset, seeds, jobs, config_file_list=None, o
     never share a file. The table holds the runs that finished; if any failed, the error lists
     them with their logs, after the table is written.
     """
+    from recbole_speeder.config import Config
     from recbole_speeder.errors import SpeederError
 
     overrides = dict(overrides or {})
+    for model in models:  # a bad key or dataset fails here, once; the embedded data is copied once
+        Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=dict(overrides))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     work = os.path.join(out_dir, f"{dataset}-{stamp}-jobs")
     checkpoints = overrides.pop("checkpoint_dir", None) or "saved"

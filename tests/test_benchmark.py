@@ -47,10 +47,16 @@ def test_a_failed_parallel_run_is_named_with_its_log(fast_config, workdir):
     import pytest
 
     from recbole_speeder.benchmark import benchmark_in_parallel
-    from recbole_speeder.errors import SpeederError
+    from recbole_speeder.errors import ConfigError, SpeederError
 
-    with pytest.raises(SpeederError, match=r"1 of 1 runs failed: SASRec-7 \(exit status 2, log .*run\.log\)"):
+    # a typo fails once, before any process starts
+    with pytest.raises(ConfigError, match="hiden_size"):
         benchmark_in_parallel(["SASRec"], "tiny", [7], jobs=2, overrides=dict(fast_config, hiden_size=8),
+                              out_dir=str(workdir / "typo"))
+    assert not (workdir / "typo").exists()
+    # a run that fails while it runs (here: at evaluation, a candidate set needs more items than exist)
+    with pytest.raises(SpeederError, match=r"1 of 1 runs failed: SASRec-7 \(exit status 2, log .*run\.log\)"):
+        benchmark_in_parallel(["SASRec"], "tiny", [7], jobs=2, overrides=dict(fast_config, candidate_num=100000),
                               out_dir=str(workdir / "par"), poll_seconds=0.2)
     log = next((workdir / "par").glob("*-jobs/SASRec-7/run.log")).read_text()
-    assert "error: Unknown configuration key 'hiden_size'" in log
+    assert log.startswith("error: ") or "\nerror: " in log
