@@ -116,23 +116,14 @@ def benchmark_in_parallel(models, dataset, seeds, jobs, config_file_list=None, o
     checkpoints = overrides.pop("checkpoint_dir", None) or "saved"
     pending = [(model, seed) for model in models for seed in seeds]
     running, rows, failed = [], [], []
-    # the children import this package from where this process did, installed or not
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
     try:
         while pending or running:
             while pending and len(running) < max(1, int(jobs)):
                 model, seed = pending.pop(0)
-                folder = os.path.join(work, f"{model}-{seed}")
-                os.makedirs(folder, exist_ok=True)
                 spec = {"model": model, "dataset": dataset, "config_file_list": config_file_list,
                         "config_dict": dict(overrides, seed=seed, checkpoint_dir=os.path.join(
                             checkpoints, f"{dataset}-{stamp}-{model}-{seed}"))}
-                log = open(os.path.join(folder, "run.log"), "w")
-                command = [sys.executable, "-m", "recbole_speeder.benchmark", json.dumps(spec),
-                           os.path.join(folder, "row.json")]
-                process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-                running.append((process, log, folder))
+                running.append(_start_run(spec, os.path.join(work, f"{model}-{seed}")))
             time.sleep(poll_seconds)
             for entry in [e for e in running if e[0].poll() is not None]:
                 process, log, folder = entry
@@ -156,6 +147,18 @@ def benchmark_in_parallel(models, dataset, seeds, jobs, config_file_list=None, o
         written = f" The table of the others: {base}.md." if base else ""
         raise SpeederError(f"{len(failed)} of {len(order)} runs failed: {'; '.join(failed)}.{written}")
     return table, base
+
+
+def _start_run(spec, folder):
+    """Start one run of :func:`benchmark_in_parallel` in a child process writing into ``folder``:
+    ``run.log`` (its output) and ``row.json`` (its table row). Returns (process, log, folder)."""
+    os.makedirs(folder, exist_ok=True)
+    # the child imports this package from where this process did, installed or not
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
+    log = open(os.path.join(folder, "run.log"), "w")
+    command = [sys.executable, "-m", "recbole_speeder.benchmark", json.dumps(spec), os.path.join(folder, "row.json")]
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env), log, folder
 
 
 def _run_one(spec_json, row_path):
