@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from recbole_speeder.atomic import atomic_write
+from recbole_speeder.atomic import atomic_write, atomic_write_bytes
 
 FORMAT_VERSION = 1
 
@@ -152,7 +152,7 @@ class FeatureCache:
             "mask": [bool(m) for m in mask],
         }
         payload = json.dumps(meta, indent=1).encode("utf-8")
-        atomic_write(json_path, lambda f: f.write(payload))
+        atomic_write_bytes(json_path, payload)
         return CachedFeatures(matrix, [str(t) for t in tokens], mask, meta, hit=False)
 
     def get_or_compute(self, modality, identity, input_fingerprint, tokens, compute):

@@ -24,7 +24,7 @@ import logging
 import os
 import time
 
-from recbole_speeder.atomic import atomic_write
+from recbole_speeder.atomic import atomic_write_bytes
 from recbole_speeder.features.cache import identity_key
 
 FORMAT_VERSION = 1
@@ -85,10 +85,10 @@ class TextCache:
         identity_path = os.path.join(self.folder, "identity.json")
         if not os.path.isfile(identity_path):
             payload = json.dumps(self.identity, indent=1).encode("utf-8")
-            atomic_write(identity_path, lambda f: f.write(payload))
+            atomic_write_bytes(identity_path, payload)
         part = {"format_version": FORMAT_VERSION, "identity": self.identity, "entries": self.pending}
         payload = json.dumps(part, ensure_ascii=False).encode("utf-8")
         name = f"part-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_counter)}.json"
-        atomic_write(os.path.join(self.folder, name), lambda f: f.write(payload))
+        atomic_write_bytes(os.path.join(self.folder, name), payload)
         count, self.pending = len(self.pending), {}
         return count

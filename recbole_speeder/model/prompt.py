@@ -96,13 +96,13 @@ class PromptBatch:
         length (so the recommendation and PPT prompts of a step share one forward pass)."""
         length = max(self.input_ids.shape[1], other.input_ids.shape[1])
 
-        def left_pad(batch):
+        def widen(batch):
             fill = length - batch.input_ids.shape[1]
             values = (pad_id, 0, 0, 0)
             return [F.pad(t, (fill, 0), value=v) for t, v in zip(
                 (batch.input_ids, batch.attention_mask, batch.item_ids, batch.history_index), values)]
 
-        return PromptBatch(*(torch.cat(pair) for pair in zip(left_pad(self), left_pad(other))))
+        return PromptBatch(*(torch.cat(pair) for pair in zip(widen(self), widen(other))))
 
 
 def left_pad(rows, pad_id):

@@ -34,6 +34,7 @@ from recbole_speeder.model.prompt import (
     parse_answer,
 )
 from recbole_speeder.model.spae import PositionPrompts, sample_ppt
+from recbole_speeder.model.yes_no_answer import pair_logits
 from recbole_speeder.trainer.candidate_eval import CandidateScores
 
 logger = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ class Speeder(LLMSequentialRecommender):
         logits, _, _ = self._logits(batch)
         if ppt is not None:
             ppt_logits, ppt_target = logits[len(histories):], ppt[1]
-            pair = ppt_logits[:, [self.prompt.yes_id, self.prompt.no_id]].argmax(dim=1)
+            pair = pair_logits(ppt_logits, self.prompt.yes_id, self.prompt.no_id).argmax(dim=1)
             predicted = torch.where(pair == 0, self.prompt.yes_id, self.prompt.no_id)
             self._ppt_counts["correct"] += int((predicted == ppt_target).sum())
             self._ppt_counts["total"] += len(ppt_target)

@@ -96,7 +96,8 @@ class _LLMTrainerCore(Trainer):
 
     def _build_scheduler(self, train_data, epochs):
         total = self._steps_in_epoch(train_data) * max(1, epochs)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_schedule(total, self.warmup_ratio, self.lr_schedule))
+        factor = warmup_schedule(total, self.warmup_ratio, self.lr_schedule)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
         if self._pending_scheduler_state:  # resumed: continue the saved schedule
             self.scheduler.load_state_dict(self._pending_scheduler_state)
             self._pending_scheduler_state = None
