@@ -1,0 +1,168 @@
+"""Can a backbone name a candidate by its label? A zero-shot probe of Speeder's answer format.
+
+    python benchmarks/index_binding.py                       # SmolLM2 (the default backbone), CPU is fine
+    python benchmarks/index_binding.py --llm_path meta-llama/Llama-2-7b-hf --device cuda
+
+Speeder answers with one token, the label of the chosen candidate (paper section 2.4,
+t_out = 1), so the LLM has to tie each label to the item written after it. This probe asks the
+backbone, with no training and with the items written as their titles, a question whose answer
+stands in the prompt: which candidate is the same item as the last one of the history. The
+answer is scored the way Speeder scores (constrained: the label token with the highest logit at
+the answer position, :func:`~recbole_speeder.model.prompt.answer_logits`), once per label scheme
+(``digits`` 1..C, ``letters`` A..). Accuracy near 1/C means the backbone does not tie labels to
+items by itself, so Speeder's fine-tuning has to teach it before the item vectors can matter
+(README "Results": on ml-100k with SmolLM2-135M that happens late, and not for every seed).
+
+Titles come from a RecBole ``.item`` file (``--item-file``, default: the ml-100k file inside the
+installed ``recbole`` package) and its ``--title-field`` column. Cases are drawn with ``--seed``:
+``--history`` distinct titles, then ``--candidates`` - 1 other titles and the last history title
+at a random position. Prints a markdown table.
+"""
+
+import argparse
+import os
+import random
+import sys
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from recbole_speeder.errors import ConfigError, DataError  # noqa: E402
+
+TEMPLATE = ("Here is a list of movies, oldest first: {history}. Which of these candidates is the same "
+            "movie as the last one in the list? {candidates}. Answer with the {kind} of one candidate only.")
+SCHEMES = ("digits", "letters")
+
+
+def embedded_item_file():
+    """The ml-100k ``.item`` file shipped inside the installed ``recbole`` package."""
+    import recbole
+
+    return os.path.join(os.path.dirname(recbole.__file__), "dataset_example", "ml-100k", "ml-100k.item")
+
+
+def read_titles(item_file, title_field):
+    """Distinct non-empty titles of a RecBole ``.item`` file (header ``name:type`` columns)."""
+    if not os.path.isfile(item_file):
+        raise DataError(f"--item-file {item_file}: no such file")
+    with open(item_file, encoding="utf-8") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        names = [h.split(":")[0] for h in header]
+        if title_field not in names:
+            raise DataError(f"{item_file}: no column '{title_field}' (columns: {', '.join(names)}); "
+                            f"set --title-field")
+        column = names.index(title_field)
+        titles = [parts[column].strip() for parts in (line.rstrip("\n").split("\t") for line in f)
+                  if len(parts) > column]
+    return sorted({t for t in titles if t})
+
+
+def make_case(titles, rng, history, candidates):
+    """(history titles, candidate titles, 0-based index of the candidate that repeats the last
+    history title). All titles of a case are distinct."""
+    if history < 1 or candidates < 2:
+        raise ConfigError(f"--history must be >= 1 and --candidates >= 2 (got {history}, {candidates})")
+    needed = history + candidates - 1
+    if len(titles) < needed:
+        raise DataError(f"a case needs {needed} distinct titles; the item file has {len(titles)}")
+    drawn = rng.sample(titles, needed)
+    past, others = drawn[:history], drawn[history:]
+    answer = rng.randrange(candidates)
+    return past, others[:answer] + [past[-1]] + others[answer:], answer
+
+
+def case_text(past, shown, labels):
+    """The probe question for one case, history numbered 1..n as in Speeder's default prompt."""
+    kind = "number" if labels[0].isdigit() else "letter"
+    history = ", ".join(f"{i}: {t}" for i, t in enumerate(past, 1))
+    candidates = ", ".join(f"{label}: {t}" for label, t in zip(labels, shown))
+    return TEMPLATE.format(history=history, candidates=candidates, kind=kind)
+
+
+@torch.no_grad()
+def probe(model, tokenizer, titles, scheme="digits", cases=200, history=5, candidates=5, seed=0,
+          use_chat_template=True, batch_size=16):
+    """(share of ``cases`` answered right, share of the label chosen most often), scored on
+    the label tokens only (constrained). A backbone that ignores the items picks about 1/C right,
+    often by naming one label nearly every time."""
+    from recbole_speeder.model.prompt import HybridPrompt, answer_logits
+
+    if scheme not in SCHEMES:
+        raise ConfigError(f"label scheme '{scheme}' is not one of {', '.join(SCHEMES)}")
+    prompt = HybridPrompt(tokenizer, use_chat_template=use_chat_template, candidate_labels=scheme)
+    labels = prompt.candidate_labels(candidates)
+    label_ids = prompt.label_token_ids(candidates)
+    rng = random.Random(seed)
+    drawn = [make_case(titles, rng, history, candidates) for _ in range(cases)]
+    texts = [case_text(past, shown, labels) for past, shown, _ in drawn]
+    if prompt.use_chat_template:
+        texts = [tokenizer.apply_chat_template([{"role": "user", "content": t}], tokenize=False,
+                                               add_generation_prompt=True) for t in texts]
+    device = next(model.parameters()).device
+    correct, chosen = 0, torch.zeros(candidates, dtype=torch.long)
+    for start in range(0, cases, batch_size):
+        batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
+                          add_special_tokens=not prompt.use_chat_template).to(device)
+        embeds = model.get_input_embeddings()(batch.input_ids)
+        logits = answer_logits(model, embeds, batch.attention_mask, label_ids.to(device))
+        truth = torch.tensor([a for _, _, a in drawn[start:start + batch_size]], device=device)
+        picks = logits.argmax(dim=1)
+        correct += int((picks == truth).sum())
+        chosen += torch.bincount(picks.cpu(), minlength=candidates)
+    return correct / cases, int(chosen.max()) / cases
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--llm_path", default="default", help="as the models' llm_path (default: SmolLM2)")
+    parser.add_argument("--item-file", default=None, help="RecBole .item file (default: recbole's ml-100k)")
+    parser.add_argument("--title-field", default="movie_title")
+    parser.add_argument("--labels", default="digits,letters", help="comma list of: " + ", ".join(SCHEMES))
+    parser.add_argument("--cases", type=int, default=200)
+    parser.add_argument("--history", type=int, default=5)
+    parser.add_argument("--candidates", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--no-chat-template", action="store_true", help="plain prompt, no chat turn")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when present)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None, model=None, tokenizer=None):
+    """Run the probe and print the table; ``model``/``tokenizer`` skip loading ``--llm_path``."""
+    args = parse_args(argv)
+    try:
+        schemes = [s.strip() for s in args.labels.split(",") if s.strip()]
+        unknown = [s for s in schemes if s not in SCHEMES]
+        if unknown or not schemes:
+            raise ConfigError(f"--labels {args.labels!r}: use a comma list of {', '.join(SCHEMES)}")
+        if args.cases < 1:
+            raise ConfigError(f"--cases must be >= 1 (got {args.cases})")
+        titles = read_titles(args.item_file or embedded_item_file(), args.title_field)
+        if model is None:
+            from recbole_speeder.model.backbone import load_backbone
+
+            model, tokenizer = load_backbone(args.llm_path, device=args.device)
+        model.eval()
+        rows = []
+        for scheme in schemes:
+            accuracy, top_share = probe(model, tokenizer, titles, scheme, args.cases, args.history, args.candidates,
+                             args.seed, not args.no_chat_template, args.batch)
+            rows.append((scheme, accuracy, top_share))
+    except (ConfigError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"Backbone {args.llm_path}: which of {args.candidates} candidates repeats the last of "
+          f"{args.history} history titles (zero-shot, constrained to the label tokens, seed {args.seed})\n")
+    print("| labels | cases | accuracy | chance | share of the most chosen label |")
+    print("|---|---|---|---|---|")
+    for scheme, accuracy, top_share in rows:
+        print(f"| {scheme} | {args.cases} | {accuracy:.3f} | {1 / args.candidates:.3f} | {top_share:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""benchmarks/index_binding.py: case drawing, prompt text, and a run on a tiny Llama (CPU)."""
+
+import importlib.util
+import os
+import random
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def probe_module():
+    spec = importlib.util.spec_from_file_location("index_binding", os.path.join(ROOT, "benchmarks", "index_binding.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_llama():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from recbole_speeder.model.backbone import load_tokenizer
+
+    tokenizer = load_tokenizer()
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
+    return LlamaForCausalLM(config).eval(), tokenizer
+
+
+def test_the_repeated_title_sits_at_the_answer_position(probe_module):
+    titles = [f"Movie {i}" for i in range(40)]
+    rng = random.Random(3)
+    for _ in range(50):
+        past, shown, answer = probe_module.make_case(titles, rng, history=4, candidates=5)
+        assert len(past) == 4 and len(shown) == 5
+        assert shown[answer] == past[-1]
+        assert len(set(past) | set(shown)) == 8  # 4 history + 4 other candidates, all distinct
+    again = probe_module.make_case(titles, random.Random(3), 4, 5)
+    assert again == probe_module.make_case(titles, random.Random(3), 4, 5)
+
+
+def test_case_text_labels_history_and_candidates(probe_module):
+    text = probe_module.case_text(["Up", "Heat"], ["Fargo", "Heat"], ("A", "B"))
+    assert "1: Up, 2: Heat." in text and "A: Fargo, B: Heat." in text and "letter" in text
+    assert "number" in probe_module.case_text(["Up"], ["Up", "Heat"], ("1", "2"))
+
+
+def test_embedded_titles_are_read(probe_module):
+    titles = probe_module.read_titles(probe_module.embedded_item_file(), "movie_title")
+    assert len(titles) > 1000 and "Toy Story" in titles
+
+
+def test_probe_runs_on_a_tiny_llama_and_repeats(probe_module, tiny_llama, capsys):
+    model, tokenizer = tiny_llama
+    argv = ["--cases", "12", "--batch", "5", "--history", "3", "--candidates", "4"]
+    assert probe_module.main(argv, model=model, tokenizer=tokenizer) == 0
+    first = capsys.readouterr().out
+    assert "| digits | 12 |" in first and "| letters | 12 |" in first and "0.250 |" in first
+    assert probe_module.main(argv, model=model, tokenizer=tokenizer) == 0
+    assert capsys.readouterr().out == first  # same seed, same cases, same numbers
+    titles = probe_module.read_titles(probe_module.embedded_item_file(), "movie_title")
+    accuracy, top_share = probe_module.probe(model, tokenizer, titles, "digits", cases=12, history=3,
+                                             candidates=4, batch_size=5)
+    assert 0.0 <= accuracy <= 1.0 and accuracy * 12 == round(accuracy * 12)
+    assert 0.25 <= top_share <= 1.0 and top_share * 12 == round(top_share * 12)  # 12 picks over 4 labels
+
+
+def test_bad_input_gives_a_message(probe_module, tiny_llama, tmp_path, capsys):
+    model, tokenizer = tiny_llama
+    assert probe_module.main(["--labels", "digit"], model=model, tokenizer=tokenizer) == 2
+    assert "--labels 'digit'" in capsys.readouterr().err
+    assert probe_module.main(["--item-file", str(tmp_path / "none.item")], model=model, tokenizer=tokenizer) == 2
+    assert "no such file" in capsys.readouterr().err
+    item = tmp_path / "x.item"
+    item.write_text("item_id:token\ttitle:token_seq\n1\tA\n2\tB\n")
+    assert probe_module.main(["--item-file", str(item)], model=model, tokenizer=tokenizer) == 2
+    assert "no column 'movie_title'" in capsys.readouterr().err
+    assert probe_module.main(["--item-file", str(item), "--title-field", "title"], model=model,
+                             tokenizer=tokenizer) == 2
+    assert "needs 9 distinct titles; the item file has 2" in capsys.readouterr().err
