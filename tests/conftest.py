@@ -1,5 +1,6 @@
 """Shared fixtures: a throw-away data home and working directory for every run."""
 
+import importlib.util
 import os
 import shutil
 
@@ -21,6 +22,15 @@ FAST = {
     "MAX_ITEM_LIST_LENGTH": 10,
     "gpu_id": "",
 }
+
+
+def load_benchmark_script(name):
+    """The module of ``benchmarks/<name>.py`` (a script folder, not a package)."""
+    path = os.path.join(os.path.dirname(HERE), "benchmarks", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

@@ -1,20 +1,15 @@
 """benchmarks/efficiency.py on CPU with the tiny backbone (numbers are not targets)."""
 
-import importlib.util
 import json
-import os
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import load_benchmark_script
 
 
 @pytest.fixture(scope="module")
 def efficiency():
-    spec = importlib.util.spec_from_file_location("efficiency", os.path.join(ROOT, "benchmarks", "efficiency.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("efficiency")
 
 
 def test_titles_have_the_requested_token_count(efficiency):

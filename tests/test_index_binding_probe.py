@@ -1,21 +1,16 @@
 """benchmarks/index_binding.py: case drawing, prompt text, and a run on a tiny Llama (CPU)."""
 
-import importlib.util
-import os
 import random
 
 import pytest
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import load_benchmark_script
 
 
 @pytest.fixture(scope="module")
 def probe_module():
-    spec = importlib.util.spec_from_file_location("index_binding", os.path.join(ROOT, "benchmarks", "index_binding.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("index_binding")
 
 
 @pytest.fixture(scope="module")
