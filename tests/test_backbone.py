@@ -175,6 +175,9 @@ def test_tokenizer_eos_follows_the_model(tiny_folder, tokenizer, caplog):
     assert tok.eos_token_id == im_end == model.generation_config.eos_token_id
     assert "not the model's" in caplog.text
     assert load_tokenizer(tiny_folder).eos_token_id == im_end
+    alone = os.path.join(os.path.dirname(tiny_folder), "tokenizer-only")
+    wrong.save_pretrained(alone)  # no config.json: nothing to align with, and no error
+    assert load_tokenizer(alone).eos_token_id == im_start
     # a list of model ids that holds the tokenizer's leaves it alone; no model id leaves it alone
     assert backbone.align_eos(wrong, [im_end, im_start]).eos_token_id == im_start
     assert backbone.align_eos(wrong, None).eos_token_id == im_start

@@ -175,8 +175,12 @@ def load_tokenizer(llm_path=None, cache_dir=None):
     from transformers import AutoConfig, AutoTokenizer
 
     def load(source, **kwargs):
-        eos = getattr(AutoConfig.from_pretrained(source, **kwargs), "eos_token_id", None)
-        return _prepare_tokenizer(AutoTokenizer.from_pretrained(source, **kwargs), eos)
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        try:  # the model's end of sequence, when there is a model config beside the tokenizer
+            eos = getattr(AutoConfig.from_pretrained(source, **kwargs), "eos_token_id", None)
+        except (OSError, ValueError):
+            eos = None
+        return _prepare_tokenizer(tokenizer, eos)
 
     if llm_path is None or str(llm_path).strip().lower() in ("", "default", "none"):
         gguf = default_gguf_path()
