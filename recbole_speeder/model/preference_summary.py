@@ -33,7 +33,7 @@ import torch
 from recbole_speeder.errors import ConfigError
 from recbole_speeder.features.cache import fingerprint
 from recbole_speeder.features.text_cache import TextCache
-from recbole_speeder.model.prompt import check_template
+from recbole_speeder.model.prompt import check_template, decode_answers, stop_token_ids
 
 FIRST_PREVIOUS = "nothing is known yet"
 EMPTY_SUMMARY = "(no summary)"
@@ -150,6 +150,7 @@ class PreferenceSummarizer:
     def _generate(self, prompts):
         """Greedy continuations of ``prompts`` by the base backbone, whitespace collapsed."""
         llm, tok = self.llm, self.tokenizer
+        stop = stop_token_ids(llm, tok)
         device = next(llm.parameters()).device
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out = [None] * len(prompts)
@@ -163,8 +164,8 @@ class PreferenceSummarizer:
                     enc = tok([prompts[i] for i in rows], return_tensors="pt", padding=True,
                               add_special_tokens=not self.use_chat_template).to(device)
                     ids = llm.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                       pad_token_id=tok.pad_token_id)
-                    texts = tok.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+                                       pad_token_id=tok.pad_token_id, eos_token_id=stop or None)
+                    texts = decode_answers(tok, ids[:, enc["input_ids"].shape[1]:].tolist(), stop)
                     for i, text in zip(rows, texts):
                         out[i] = " ".join(text.split()) or EMPTY_SUMMARY
         finally:
