@@ -100,12 +100,14 @@ def test_only_recommenders_count_as_models(fast_config):
         Config(model="MRC", dataset="tiny", config_dict=fast_config)
 
 
-@pytest.mark.parametrize("name", ["quick/cpu.yaml", "recipes/ml-100k-gpu.yaml"])
-def test_shipped_config_files_load_for_speeder(fast_config, name):
+@pytest.mark.parametrize("model, name", [("Speeder", "quick/cpu.yaml"), ("Speeder", "recipes/ml-100k-gpu.yaml"),
+                                         ("LLaRA", "recipes/ml-100k-gpu-title-baselines.yaml"),
+                                         ("TALLRec", "recipes/ml-100k-gpu-title-baselines.yaml")])
+def test_shipped_config_files_load(fast_config, model, name):
     """Every YAML shipped for --config_files has only known keys (a typo would be refused)
     and each of its values reaches the run's config."""
     path = os.path.join(PROPERTIES_DIR, name)
-    config = Config(model="Speeder", dataset="tiny", config_file_list=[path], config_dict=fast_config)
+    config = Config(model=model, dataset="tiny", config_file_list=[path], config_dict=fast_config)
     with open(path) as f:
         settings = yaml.safe_load(f) or {}
     assert settings
