@@ -39,25 +39,25 @@ SCHEMES = ("digits", "letters")
 
 def embedded_item_file():
     """The ml-100k ``.item`` file shipped inside the installed ``recbole`` package."""
-    import recbole
+    from recbole_speeder.data.registry import embedded_source
 
-    return os.path.join(os.path.dirname(recbole.__file__), "dataset_example", "ml-100k", "ml-100k.item")
+    return os.path.join(embedded_source("ml-100k"), "ml-100k.item")
 
 
 def read_titles(item_file, title_field):
-    """Distinct non-empty titles of a RecBole ``.item`` file (header ``name:type`` columns)."""
-    if not os.path.isfile(item_file):
+    """Distinct non-empty titles of a RecBole ``.item`` file (its ``title_field`` column)."""
+    from recbole_speeder.features.loader import read_item_table
+
+    folder, name = os.path.split(os.path.abspath(item_file))
+    if not name.endswith(".item"):
+        raise DataError(f"--item-file {item_file}: not a RecBole .item file (<name>.item)")
+    table, _ = read_item_table({"data_path": folder, "dataset": name[:-len(".item")]})
+    if table is None:
         raise DataError(f"--item-file {item_file}: no such file")
-    with open(item_file, encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        names = [h.split(":")[0] for h in header]
-        if title_field not in names:
-            raise DataError(f"{item_file}: no column '{title_field}' (columns: {', '.join(names)}); "
-                            f"set --title-field")
-        column = names.index(title_field)
-        titles = [parts[column].strip() for parts in (line.rstrip("\n").split("\t") for line in f)
-                  if len(parts) > column]
-    return sorted({t for t in titles if t})
+    if title_field not in table.columns:
+        raise DataError(f"{item_file}: no column '{title_field}' (columns: {', '.join(table.columns)}); "
+                        f"set --title-field")
+    return sorted({t.strip() for t in table[title_field] if t.strip()})
 
 
 def make_case(titles, rng, history, candidates):

@@ -77,3 +77,7 @@ def test_bad_input_gives_a_message(probe_module, tiny_llama, tmp_path, capsys):
     assert probe_module.main(["--item-file", str(item), "--title-field", "title"], model=model,
                              tokenizer=tokenizer) == 2
     assert "needs 9 distinct titles; the item file has 2" in capsys.readouterr().err
+    corrupt = tmp_path / "bad.item"
+    corrupt.write_bytes(b"item_id:token\tmovie_title:token_seq\n1\t\xff\xfe\n")
+    assert probe_module.main(["--item-file", str(corrupt)], model=model, tokenizer=tokenizer) == 2
+    assert "Cannot read item file" in capsys.readouterr().err

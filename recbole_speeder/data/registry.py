@@ -37,10 +37,15 @@ def is_prepared(data_home, name):
     return os.path.isfile(os.path.join(folder, f"{name}.inter")) or has_sequence_split(data_home, name)
 
 
-def _copy_embedded(data_home, name):
+def embedded_source(name):
+    """Folder of an embedded dataset's atomic files inside the installed ``recbole`` package."""
     import recbole
 
-    source = os.path.join(os.path.dirname(recbole.__file__), "dataset_example", name)
+    return os.path.join(os.path.dirname(recbole.__file__), "dataset_example", name)
+
+
+def _copy_embedded(data_home, name):
+    source = embedded_source(name)
     os.makedirs(data_home, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=data_home, prefix=f".tmp-{name}-")
     try:

@@ -103,7 +103,7 @@ def convert_gguf(gguf_path, cache_dir=None):
             del model.config.quantization_config
         model.config.save_pretrained(tmp)
         save_model(model, os.path.join(tmp, "model.safetensors"))
-        align_eos(tokenizer, model.config.eos_token_id).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
         try:
             os.replace(tmp, target)
         except OSError:  # another process finished the same conversion first
