@@ -1,11 +1,16 @@
 """Speeder end to end on the tiny dataset with a tiny Llama built in the test."""
 
 import os
+import sys
 
 import pytest
 import torch
 
+from recbole_speeder.errors import ConfigError
 from recbole_speeder.quick_start import run
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from distributed_worker import build  # noqa: E402
 
 
 @pytest.fixture
@@ -49,3 +54,32 @@ def test_generation_mode_counts_invalid_answers(speeder_config):
     cand = result["candidate_test"]
     assert set(cand) >= {"hr@1", "valid_ratio", "vhr@1"} and "mrr" not in cand
     assert cand["vhr@1"] == pytest.approx(cand["valid_ratio"] * cand["hr@1"], abs=1e-3)
+
+
+def test_item_vector_norm_token_rescales_fused_vectors_to_the_token_scale(speeder_config):
+    _, _, model, _ = build(dict(speeder_config, modalities=["text"], text_encoder="llm"))
+    assert model.item_vector_norm == "none"
+    model.eval()
+    ids = torch.arange(1, model.n_items)
+    feats = {m: getattr(model, f"feature_{m}")[ids] for m in model.active_modalities}
+    masks = {m: getattr(model, f"mask_{m}")[ids] for m in model.active_modalities}
+    with torch.no_grad():
+        assert torch.equal(model.fuse(ids), model.mrc(feats, masks, model.active_modalities))
+
+    _, _, model, _ = build(dict(speeder_config, modalities=["text"], text_encoder="llm", item_vector_norm="token"))
+    model.eval()
+    token_norm = model.llm.get_input_embeddings().weight.float().norm(dim=1).mean()
+    assert model.token_norm.item() == pytest.approx(token_norm.item())
+    with torch.no_grad():
+        norms = model.fuse(ids).norm(dim=1)
+        raw = model.mrc(feats, masks, model.active_modalities).norm(dim=1)
+    assert torch.allclose(norms, torch.full_like(norms, token_norm.item()), atol=1e-4)
+    assert not torch.allclose(raw, norms, atol=1e-2)  # the rescaling did something
+    assert "token_norm" not in model.state_dict()
+
+
+def test_item_vector_norm_refuses_unknown_values(speeder_config):
+    with pytest.raises(ConfigError, match=r"item_vector_norm.*'unit'.*none, token"):
+        build(dict(speeder_config, modalities=["text"], text_encoder="llm", item_vector_norm="unit"))
+    with pytest.raises(ConfigError, match="item_vector_nrom.*item_vector_norm"):
+        build(dict(speeder_config, item_vector_nrom="token"))

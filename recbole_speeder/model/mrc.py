@@ -56,6 +56,17 @@ MPO_STAGE_PARTS = {
 }
 MPO_STAGE_MODALITIES = {1: ("text",), 2: ("text", "vision"), 3: ("text", "vision", "seq")}
 GATES = ("tanh", "relu", "none")
+ITEM_VECTOR_NORMS = ("none", "token")
+
+
+def rescale_to_norm(vectors, norm, eps=1e-6):
+    """Each row of ``vectors`` rescaled to L2 norm ``norm``: ``e * (norm / max(||e||, eps))``.
+
+    Used by ``item_vector_norm: token`` (not in the paper): the MRC output norm is ~10.6
+    while SmolLM2's token embeddings are ~3.2, so the item vectors dominate the residual
+    stream; rescaling them to the mean token-embedding norm puts them on the token scale.
+    """
+    return vectors * (norm / vectors.norm(dim=-1, keepdim=True).clamp_min(eps))
 
 
 class FeedForward(nn.Sequential):

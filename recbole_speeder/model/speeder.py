@@ -23,7 +23,7 @@ import torch
 from recbole_speeder.errors import ConfigError
 from recbole_speeder.model.abstract_llm import LLMSequentialRecommender
 from recbole_speeder.model.backbone import apply_lora, load_backbone
-from recbole_speeder.model.mrc import MRC
+from recbole_speeder.model.mrc import ITEM_VECTOR_NORMS, MRC, rescale_to_norm
 from recbole_speeder.model.prompt import (
     HybridPrompt,
     answer_logits,
@@ -63,10 +63,18 @@ class Speeder(LLMSequentialRecommender):
         for m in self.feature_modalities:
             self.register_buffer(f"feature_{m}", features.tensors[m].float(), persistent=False)
             self.register_buffer(f"mask_{m}", features.masks[m].bool(), persistent=False)
+        norm = config["item_vector_norm"]
+        self.item_vector_norm = "none" if norm is None else norm
+        if self.item_vector_norm not in ITEM_VECTOR_NORMS:
+            raise ConfigError(f"item_vector_norm: '{self.item_vector_norm}' is not one of "
+                              f"{', '.join(ITEM_VECTOR_NORMS)}.")
 
         llm, tokenizer = load_backbone(config["llm_path"], dtype=config["llm_dtype"], device=config["device"])
         for p in llm.parameters():
             p.requires_grad_(False)
+        if self.item_vector_norm == "token":  # mean L2 norm of the token-embedding rows
+            weight = llm.get_input_embeddings().weight.detach()
+            self.register_buffer("token_norm", weight.float().norm(dim=1).mean(), persistent=False)
         self.llm = apply_lora(
             llm, r=config["lora_r"], alpha=config["lora_alpha"], dropout=config["lora_dropout"],
             target_modules=config["lora_target_modules"],
@@ -115,10 +123,14 @@ class Speeder(LLMSequentialRecommender):
 
     # -- item vectors ---------------------------------------------------------------------
     def fuse(self, item_ids):
-        """e_mm of ``item_ids`` [N] through MRC with the active modalities (eq 10)."""
+        """e_mm of ``item_ids`` [N] through MRC with the active modalities (eq 10), rescaled
+        to the mean token-embedding norm with ``item_vector_norm: token``."""
         features = {m: getattr(self, f"feature_{m}")[item_ids] for m in self.active_modalities}
         masks = {m: getattr(self, f"mask_{m}")[item_ids] for m in self.active_modalities}
-        return self.mrc(features, masks, self.active_modalities)
+        fused = self.mrc(features, masks, self.active_modalities)
+        if self.item_vector_norm == "token":
+            fused = rescale_to_norm(fused, self.token_norm)
+        return fused
 
     def train(self, mode=True):
         self._fused_cache = None  # weights will change: cached vectors go stale
