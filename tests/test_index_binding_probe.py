@@ -51,10 +51,11 @@ def test_embedded_titles_are_read(probe_module):
 
 def test_probe_runs_on_a_tiny_llama_and_repeats(probe_module, tiny_llama, capsys):
     model, tokenizer = tiny_llama
-    argv = ["--cases", "12", "--batch", "5", "--history", "3", "--candidates", "4"]
+    argv = ["--cases", "12", "--batch", "5", "--history", "3", "--candidates", "4", "--labels", "digits,letters,titles"]
     assert probe_module.main(argv, model=model, tokenizer=tokenizer) == 0
     first = capsys.readouterr().out
-    assert "| digits | 12 |" in first and "| letters | 12 |" in first and "0.250 |" in first
+    assert "| digits | 12 |" in first and "| letters | 12 |" in first and "| titles | 12 |" in first
+    assert "0.250 |" in first
     assert probe_module.main(argv, model=model, tokenizer=tokenizer) == 0
     assert capsys.readouterr().out == first  # same seed, same cases, same numbers
     titles = probe_module.read_titles(probe_module.embedded_item_file(), "movie_title")
@@ -62,6 +63,26 @@ def test_probe_runs_on_a_tiny_llama_and_repeats(probe_module, tiny_llama, capsys
                                              candidates=4, batch_size=5)
     assert 0.0 <= accuracy <= 1.0 and accuracy * 12 == round(accuracy * 12)
     assert 0.25 <= top_share <= 1.0 and top_share * 12 == round(top_share * 12)  # 12 picks over 4 labels
+
+
+def test_title_answers_score_the_mean_log_probability_of_each_title(probe_module, tiny_llama):
+    """Padded, batched title scores equal the mean log p(title tokens + eos) of each pair alone."""
+    model, tokenizer = tiny_llama
+    texts = ["Which film? 1: Heat, 2: Toy Story (1995)", "Which one? 1: Up, 2: Fargo"]
+    shown = [["Heat", "Toy Story (1995)"], ["Up", "Fargo"]]
+    scores = probe_module.title_answer_scores(model, tokenizer, texts, shown, add_special_tokens=True)
+    assert scores.shape == (2, 2)
+    with torch.no_grad():
+        for b, text in enumerate(texts):
+            prompt_ids = tokenizer(text).input_ids
+            for j, title in enumerate(shown[b]):
+                answer = tokenizer(title, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+                ids = torch.tensor([prompt_ids + answer])
+                logprobs = model(input_ids=ids).logits[0, :-1].float().log_softmax(-1)
+                picked = logprobs.gather(1, ids[0, 1:, None])[-len(answer):]
+                assert scores[b, j].item() == pytest.approx(picked.mean().item(), abs=1e-4)
+    text = probe_module.case_text(["Up"], ["Up", "Heat"], ("1", "2"), "title")
+    assert "Answer with the title of one candidate only." in text
 
 
 def test_bad_input_gives_a_message(probe_module, tiny_llama, tmp_path, capsys):
