@@ -83,3 +83,32 @@ def test_item_vector_norm_refuses_unknown_values(speeder_config):
         build(dict(speeder_config, modalities=["text"], text_encoder="llm", item_vector_norm="unit"))
     with pytest.raises(ConfigError, match="item_vector_nrom.*item_vector_norm"):
         build(dict(speeder_config, item_vector_nrom="token"))
+
+
+def test_plugin_learning_rate_gives_mrc_and_ppl_their_own_rate(speeder_config):
+    config = dict(speeder_config, modalities=["text"], text_encoder="llm", warmup_ratio=0.0)
+    _, train_data, model, trainer = build(config)
+    trainer._enter_stage(1)
+    (group,) = trainer.optimizer.param_groups  # ~: one rate for everything, as in the paper
+    assert group["lr"] == pytest.approx(2e-4)
+
+    _, train_data, model, trainer = build(dict(config, plugin_learning_rate=3e-3))
+    trainer._enter_stage(1)
+    lora, plugin = trainer.optimizer.param_groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert lora["lr"] == pytest.approx(2e-4) and plugin["lr"] == pytest.approx(3e-3)
+    assert {names[id(p)] for p in lora["params"]} == {
+        n for n, p in model.llm.named_parameters(prefix="llm") if p.requires_grad}
+    assert all("lora_" in names[id(p)] for p in lora["params"])
+    plugin_names = {names[id(p)] for p in plugin["params"]}
+    assert plugin_names == {n for n, p in model.named_parameters() if p.requires_grad and not n.startswith("llm.")}
+    assert any(n.startswith("mrc.") for n in plugin_names) and any(n.startswith("ppl.") for n in plugin_names)
+    trainer._build_scheduler(train_data, 1)  # the schedule scales both groups
+    trainer.optimizer.step()
+    trainer.scheduler.step()
+    assert plugin["lr"] / lora["lr"] == pytest.approx(15.0)
+
+
+def test_plugin_learning_rate_refuses_non_positive_values(speeder_config):
+    with pytest.raises(ConfigError, match=r"plugin_learning_rate.*positive.*-0\.1"):
+        build(dict(speeder_config, plugin_learning_rate=-0.1))

@@ -37,6 +37,11 @@ class LLMSequentialRecommender(SequentialRecommender):
                 f"candidate_num={self.num_candidates} needs at least that many items; the dataset has {self.n_items - 1}."
             )
 
+    def optimizer_groups(self):
+        """Trainable weights as optimizer parameter groups; one group at the trainer's
+        ``learning_rate`` here (a model with parts of their own learning rate overrides it)."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+
     def recent_history(self, interaction):
         """The last ``history_len`` items of every sequence: list of LongTensors, oldest first."""
         seq = interaction[self.ITEM_SEQ]

@@ -94,6 +94,10 @@ class Speeder(LLMSequentialRecommender):
             candidate_labels=config["candidate_labels"],
         )
         self.register_buffer("label_ids", self.prompt.label_token_ids(self.num_candidates), persistent=False)
+        plugin_lr = config["plugin_learning_rate"]
+        self.plugin_learning_rate = None if plugin_lr is None else float(plugin_lr)
+        if self.plugin_learning_rate is not None and not self.plugin_learning_rate > 0:
+            raise ConfigError(f"plugin_learning_rate must be a positive number or ~ (got {plugin_lr}).")
         self.use_ppt = bool(config["use_ppt"])
         self.ppt_ratio = float(config["ppt_ratio"])
         self.eval_mode = config["eval_mode"]
@@ -120,6 +124,16 @@ class Speeder(LLMSequentialRecommender):
         for p in self.ppl.parameters():
             p.requires_grad_(True)
         self._fused_cache = None
+
+    def optimizer_groups(self):
+        """LoRA at ``learning_rate``; MRC and PPL, which start from random weights, at
+        ``plugin_learning_rate`` when it is set (not in the paper, which gives one rate)."""
+        trainable = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        if self.plugin_learning_rate is None:
+            return [{"params": [p for _, p in trainable]}]
+        lora = [p for n, p in trainable if n.startswith("llm.")]
+        plugin = [p for n, p in trainable if not n.startswith("llm.")]
+        return [{"params": lora}, {"params": plugin, "lr": self.plugin_learning_rate}]
 
     # -- item vectors ---------------------------------------------------------------------
     def fuse(self, item_ids):

@@ -6,7 +6,8 @@ kept):
 - validation and test score the stored candidate sets (:mod:`recbole_speeder.data.candidates`)
   with :class:`~recbole_speeder.trainer.candidate_eval.CandidateEvaluator`; early stopping
   follows ``valid_metric`` among them (default ``vhr@1``);
-- only parameters with ``requires_grad`` are optimised; the learning rate warms up linearly
+- only parameters with ``requires_grad`` are optimised, in the model's ``optimizer_groups``
+  (Speeder's MRC and PPL may take ``plugin_learning_rate``); the learning rate warms up linearly
   from lr/100 over ``warmup_ratio`` of the steps, then decays with a cosine (paper, section 2.5)
   or, with ``lr_schedule: constant``, stays;
 - ``steps_per_epoch`` caps the batches of an epoch (random batches, the loader shuffles);
@@ -85,10 +86,10 @@ class _LLMTrainerCore(Trainer):
 
     # -- optimisation -------------------------------------------------------------------
     def _build_optimizer(self, **kwargs):
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if not params:
+        groups = [g for g in self.model.optimizer_groups() if g["params"]]
+        if not groups:
             raise ConfigError(f"{self.config['model']}: no trainable parameters.")
-        return super()._build_optimizer(params=params, **kwargs)
+        return super()._build_optimizer(params=groups, **kwargs)
 
     def _steps_in_epoch(self, train_data):
         batches = self.dist.batches_per_process(train_data)
