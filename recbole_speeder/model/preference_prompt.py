@@ -59,17 +59,11 @@ class PreferencePrompt(HybridPrompt):
 
     def title_ids(self, item):
         """Token ids of an item's title as shown among the recent items."""
-        item = int(item)
-        if item not in self._title_ids:
-            self._title_ids[item] = self.encode_piece(self.titles[item])[: self.title_max_tokens]
-        return self._title_ids[item]
+        return self.item_piece(self._title_ids, self.titles, item, self.title_max_tokens)
 
     def summary_ids(self, item):
         """Token ids of an item's summary (title + image words) as shown for a candidate."""
-        item = int(item)
-        if item not in self._summary_ids:
-            self._summary_ids[item] = self.encode_piece(self.summaries[item])[: self.item_summary_max_tokens]
-        return self._summary_ids[item]
+        return self.item_piece(self._summary_ids, self.summaries, item, self.item_summary_max_tokens)
 
     def summary_text(self, item):
         """The item summary as the LLM sees it (after the cut): also used in summary prompts."""

@@ -227,6 +227,13 @@ class HybridPrompt:
             return both[len(anchor):]
         return tok.encode(text, add_special_tokens=False)
 
+    def item_piece(self, cache, texts, item, max_tokens):
+        """``encode_piece(texts[item])`` cut to ``max_tokens``, encoded once per item into ``cache``."""
+        item = int(item)
+        if item not in cache:
+            cache[item] = self.encode_piece(texts[item])[:max_tokens]
+        return cache[item]
+
     def single_token_id(self, text):
         """The one token id of ``text`` in prompt context; ConfigError if it is several."""
         ids = self.encode_piece(text)

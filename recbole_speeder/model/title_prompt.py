@@ -75,12 +75,7 @@ class TitlePrompt(HybridPrompt):
 
     def title_ids(self, item):
         """Token ids of the item's title as shown in prompts (cut to ``title_max_tokens``)."""
-        item = int(item)
-        ids = self._title_ids.get(item)
-        if ids is None:
-            ids = self.encode_piece(self.titles[item])[: self.title_max_tokens]
-            self._title_ids[item] = ids
-        return ids
+        return self.item_piece(self._title_ids, self.titles, item, self.title_max_tokens)
 
     def title_text(self, item):
         """The title as the LLM sees it (after the cut): what an answer is matched against."""
