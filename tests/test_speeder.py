@@ -46,6 +46,9 @@ def test_speeder_checkpoint_round_trip_and_resume(speeder_config):
     stage2 = os.path.join(os.path.dirname(trained["saved_model_file"]), "stage2")
     resumed = run(model="Speeder", dataset="tiny", config_dict=speeder_config, resume_file=stage2)
     assert resumed["candidate_test"]["n"] == 60
+    with pytest.raises(ConfigError, match=r"--resume: .*stage2.* 1 optimizer parameter group.*this run has 2"):
+        run(model="Speeder", dataset="tiny", config_dict=dict(speeder_config, plugin_learning_rate=1e-3),
+            resume_file=stage2)
 
 
 def test_generation_mode_counts_invalid_answers(speeder_config):
@@ -112,3 +115,5 @@ def test_plugin_learning_rate_gives_mrc_and_ppl_their_own_rate(speeder_config):
 def test_plugin_learning_rate_refuses_non_positive_values(speeder_config):
     with pytest.raises(ConfigError, match=r"plugin_learning_rate.*positive.*-0\.1"):
         build(dict(speeder_config, plugin_learning_rate=-0.1))
+    with pytest.raises(ConfigError, match=r"plugin_learning_rate.*positive.*'fast'"):
+        build(dict(speeder_config, plugin_learning_rate="fast"))

@@ -95,9 +95,12 @@ class Speeder(LLMSequentialRecommender):
         )
         self.register_buffer("label_ids", self.prompt.label_token_ids(self.num_candidates), persistent=False)
         plugin_lr = config["plugin_learning_rate"]
-        self.plugin_learning_rate = None if plugin_lr is None else float(plugin_lr)
+        try:
+            self.plugin_learning_rate = None if plugin_lr is None else float(plugin_lr)
+        except (TypeError, ValueError):
+            self.plugin_learning_rate = float("nan")
         if self.plugin_learning_rate is not None and not self.plugin_learning_rate > 0:
-            raise ConfigError(f"plugin_learning_rate must be a positive number or ~ (got {plugin_lr}).")
+            raise ConfigError(f"plugin_learning_rate must be a positive number or ~ (got {plugin_lr!r}).")
         self.use_ppt = bool(config["use_ppt"])
         self.ppt_ratio = float(config["ppt_ratio"])
         self.eval_mode = config["eval_mode"]

@@ -201,6 +201,11 @@ class _LLMTrainerCore(Trainer):
         self.start_epoch = state["epoch"] + 1
         self.cur_step = state["cur_step"]
         self.best_valid_score = state["best_valid_score"]
+        saved_groups, groups = len(state["optimizer"]["param_groups"]), len(self.optimizer.param_groups)
+        if saved_groups != groups:
+            raise ConfigError(f"--resume: '{folder}' was trained with {saved_groups} optimizer parameter group(s), "
+                              f"this run has {groups}; resume with the settings it was trained with "
+                              f"(plugin_learning_rate makes a second group).")
         self.optimizer.load_state_dict(state["optimizer"])
         self._pending_scheduler_state = state.get("scheduler")
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
