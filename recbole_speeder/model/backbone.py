@@ -136,6 +136,13 @@ def _default_device(device):
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def eos_ids(eos_token_id):
+    """A config's ``eos_token_id`` (an id, a list of ids or None) as a list of ids."""
+    if isinstance(eos_token_id, int):
+        return [eos_token_id]
+    return [i for i in (eos_token_id or []) if isinstance(i, int)]
+
+
 def align_eos(tokenizer, eos_token_id):
     """Make the tokenizer's end-of-sequence token one that the model stops at.
 
@@ -146,7 +153,7 @@ def align_eos(tokenizer, eos_token_id):
     tokenizer with eos ``<|im_start|>`` while the model config of the same file says
     ``<|im_end|>`` (5.23 reads ``<|im_end|>`` for both). The model's first id wins.
     """
-    ids = [eos_token_id] if isinstance(eos_token_id, int) else [i for i in (eos_token_id or []) if isinstance(i, int)]
+    ids = eos_ids(eos_token_id)
     if not ids or tokenizer.eos_token_id in ids:
         return tokenizer
     token = tokenizer.convert_ids_to_tokens(ids[0])

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from recbole_speeder.errors import ConfigError
+from recbole_speeder.model.backbone import eos_ids
 
 ITEM = "<item>"
 DEFAULT_PROMPT_TEMPLATE = (
@@ -460,9 +461,7 @@ def generate_answers(model, tokenizer, inputs_embeds, attention_mask, max_new_to
 def stop_token_ids(model, tokenizer):
     """End-of-sequence ids of the tokenizer and of the model's generation config."""
     config = getattr(model, "generation_config", None)
-    eos = getattr(config, "eos_token_id", None)
-    ids = [tokenizer.eos_token_id] + ([eos] if isinstance(eos, int) else list(eos or []))
-    return sorted({i for i in ids if isinstance(i, int)})
+    return sorted(set(eos_ids(tokenizer.eos_token_id) + eos_ids(getattr(config, "eos_token_id", None))))
 
 
 def decode_answers(tokenizer, rows, stop_ids):

@@ -131,9 +131,9 @@ class Speeder(LLMSequentialRecommender):
     def optimizer_groups(self):
         """LoRA at ``learning_rate``; MRC and PPL, which start from random weights, at
         ``plugin_learning_rate`` when it is set (not in the paper, which gives one rate)."""
-        trainable = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
         if self.plugin_learning_rate is None:
-            return [{"params": [p for _, p in trainable]}]
+            return super().optimizer_groups()
+        trainable = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
         lora = [p for n, p in trainable if n.startswith("llm.")]
         plugin = [p for n, p in trainable if not n.startswith("llm.")]
         return [{"params": lora}, {"params": plugin, "lr": self.plugin_learning_rate}]
