@@ -35,8 +35,8 @@ the models themselves), a local model folder or hub id (likewise), or a shape bu
 ``smollm2-shape`` (SmolLM2-135M's configuration) and ``llama2-7b-shape`` (Llama-2-7B's
 configuration: 32 layers, width 4096, bfloat16 on GPU). Built shapes use the tokenizer of
 ``--tokenizer`` (default: SmolLM2's) and its vocabulary size (49152 for SmolLM2's, where
-Llama-2 has 32000); they reach the models by standing in for ``load_backbone`` while the
-models are constructed: prompts, LoRA and forward passes are the models' own code.
+Llama-2 has 32000); the models load them as ``llm_path: random:<shape>`` (with
+``llm_tokenizer``), so prompts, LoRA and forward passes are the models' own code.
 
 A measurement that runs out of GPU memory is retried with half the micro-batch (the table
 says which micro-batch each row used) down to 1, then reported as OOM.
@@ -48,7 +48,6 @@ were split by ``--models`` or ``--history`` (e.g. on a machine with matplotlib).
 """
 
 import argparse
-import contextlib
 import gc
 import json
 import os
@@ -65,16 +64,6 @@ sys.path.insert(0, ROOT)
 
 MODELS = ("Speeder", "LLaRA", "TALLRec", "ZeroShot", "Backbone")
 DATASET = "effbench"
-SHAPES = {
-    "tiny": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                 num_key_value_heads=2, max_position_embeddings=4096),
-    "smollm2-shape": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-                          num_key_value_heads=3, max_position_embeddings=8192, rope_theta=100000.0,
-                          rms_norm_eps=1e-5, tie_word_embeddings=True),
-    "llama2-7b-shape": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-                            num_key_value_heads=32, max_position_embeddings=4096, rope_theta=10000.0,
-                            rms_norm_eps=1e-5, tie_word_embeddings=False),
-}
 FEATURE_DIMS = {"text": 384, "vision": 1280, "seq": 64}  # the plugin's default frozen encoders
 WORDS = ("red blue green black white small large light heavy soft hard metal wood glass paper steel plastic "
          "car home kitchen garden tool box bag cup pan pot lamp door wheel brake light seat mirror cover "
@@ -87,10 +76,10 @@ WORDS = ("red blue green black white small large light heavy soft hard metal woo
 # ---- inputs -----------------------------------------------------------------------------
 def make_titles(tokenizer, count, title_tokens, seed=0):
     """``count`` titles of exactly ``title_tokens`` tokens each (as the prompts encode a
-    title: :meth:`HybridPrompt.encode_piece`), made of common words."""
-    from recbole_speeder.model.prompt import HybridPrompt
+    title: :meth:`PromptBase.encode_piece`), made of common words."""
+    from recbole_speeder.prompts.base import PromptBase
 
-    encode_piece = HybridPrompt(tokenizer).encode_piece
+    encode_piece = PromptBase(tokenizer).encode_piece
 
     def encoded_length(tokenizer, text):
         return len(encode_piece(text))
@@ -157,42 +146,6 @@ def random_candidates(n_items, batch, num, generator):
     return torch.rand(batch, n_items - 1, generator=generator).argsort(dim=1)[:, :num] + 1
 
 
-# ---- backbones ----------------------------------------------------------------------------
-def built_backbone(shape, tokenizer, dtype, device):
-    """A causal LM of a named shape with random weights, built on ``device`` (no download)."""
-    from transformers import AutoModelForCausalLM, LlamaConfig
-
-    from recbole_speeder.compat import install_padding_safe_sdpa_mask
-
-    install_padding_safe_sdpa_mask()  # as load_backbone does
-    config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, **SHAPES[shape])
-    with torch.device(device):
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation="sdpa")
-    return model.eval()
-
-
-@contextlib.contextmanager
-def backbone_override(shape, tokenizer, weights_dtype):
-    """Models built inside get a fresh random backbone of ``shape`` instead of a loaded one."""
-    import recbole_speeder.model.speeder as speeder_module
-    import recbole_speeder.model.title_llm as title_module
-
-    if shape is None:
-        yield
-        return
-
-    def load(llm_path=None, dtype=None, device=None, cache_dir=None):
-        return built_backbone(shape, tokenizer, weights_dtype, device), tokenizer
-
-    saved = speeder_module.load_backbone, title_module.load_backbone
-    speeder_module.load_backbone = title_module.load_backbone = load
-    try:
-        yield
-    finally:
-        speeder_module.load_backbone, title_module.load_backbone = saved
-
-
 # ---- measurement ----------------------------------------------------------------------------
 class Device:
     """Synchronisation and peak memory of the benchmark's device."""
@@ -248,7 +201,7 @@ class PromptLength:
     its padded length when the call carries no 2-D mask (the benchmark's rows hardly differ)."""
 
     def __init__(self, llm):
-        from recbole_speeder.model.prompt import causal_lm_parts
+        from recbole_speeder.llm.decoding import causal_lm_parts
 
         self.value = None
         self.handle = causal_lm_parts(llm)[0].register_forward_pre_hook(self, with_kwargs=True)
@@ -358,9 +311,10 @@ def time_inference(model, batches, candidates, warmup, micro, dev, prompt_length
     return 1000.0 * elapsed / samples, dev.peak_mib(), prompt_length.value
 
 
-def build_model(name, home, args, shape, tokenizer, dtype, dev):
+def build_model(name, home, args, dtype, dev):
     """The plugin's model ``name`` on the synthetic dataset, through a RecBole Config."""
     from recbole_speeder.config import Config
+    from recbole_speeder.data.item_table import item_titles
     from recbole_speeder.utils import create_dataset, get_model
 
     max_history = max(args.history)
@@ -369,7 +323,7 @@ def build_model(name, home, args, shape, tokenizer, dtype, dev):
         "state": "WARNING", "MAX_ITEM_LIST_LENGTH": max_history, "history_len": max_history,
         "candidate_num": args.candidates, "title_max_tokens": args.title_tokens,
         "generation_max_new_tokens": args.title_tokens, "use_gpu": dev.cuda, "seed": args.seed,
-        "llm_path": args.backbone if shape is None else "default", "llm_dtype": str(dtype).replace("torch.", ""),
+        "llm_path": args.llm_path, "llm_tokenizer": args.tokenizer, "llm_dtype": str(dtype).replace("torch.", ""),
     }
     if dev.cuda:
         config_dict["gpu_id"] = str(dev.device.index or 0)
@@ -378,13 +332,16 @@ def build_model(name, home, args, shape, tokenizer, dtype, dev):
     config["device"] = dev.device
     dataset = create_dataset(config)
     model_class = get_model(name)
-    if getattr(model_class, "needs_item_features", False):
+    side_info = {}
+    if "item_features" in model_class.side_info:
         modalities = ("text", "vision", "seq") if name == "Speeder" else ("seq",)
         generator = torch.Generator().manual_seed(args.seed)
-        dataset.item_features = random_features(dataset.item_num, modalities, generator)
+        side_info["item_features"] = random_features(dataset.item_num, modalities, generator)
+    if "item_titles" in model_class.side_info:
+        side_info["item_titles"] = item_titles(config, dataset)
+    dataset.attach_side_info(**side_info)
     torch.manual_seed(args.seed)
-    with backbone_override(shape, tokenizer, dtype):
-        model = model_class(config, dataset).to(dev.device)
+    model = model_class(config, dataset).to(dev.device)
     if hasattr(model, "set_stage"):
         model.set_stage(3)  # Speeder's last MPO stage: every modality, everything trainable
     return model
@@ -435,12 +392,12 @@ class BareBackbone:
         return self._answer_logits(self._random_prompt(interaction))
 
 
-def benchmark_model(name, home, args, shape, tokenizer, dtype, dev):
+def benchmark_model(name, home, args, dtype, dev):
     rows = []
     if name == "Backbone":
-        model = BareBackbone(build_model("Speeder", home, args, shape, tokenizer, dtype, dev))
+        model = BareBackbone(build_model("Speeder", home, args, dtype, dev))
     else:
-        model = build_model(name, home, args, shape, tokenizer, dtype, dev)
+        model = build_model(name, home, args, dtype, dev)
     prompt_length = PromptLength(model.llm)
     generator = torch.Generator().manual_seed(args.seed)
     try:
@@ -673,11 +630,12 @@ def main(argv=None):
                            args.replot.split(",")[0]))
         return 0
     import recbole_speeder.compat  # noqa: F401  (numpy/pandas/torch adaptations before recbole)
-    from recbole_speeder.model.backbone import load_tokenizer
+    from recbole_speeder.llm.backbone import SHAPES, RANDOM_PREFIX, load_tokenizer
 
     dev = Device(args.device)
     dtype = getattr(torch, args.dtype) if args.dtype else (torch.bfloat16 if dev.cuda else torch.float32)
-    shape = args.backbone if args.backbone in SHAPES else None
+    shape = args.backbone in SHAPES
+    args.llm_path = RANDOM_PREFIX + args.backbone if shape else args.backbone
     tokenizer = load_tokenizer(args.tokenizer if shape else (None if args.backbone == "default" else args.backbone))
     rows = []
     with tempfile.TemporaryDirectory(prefix="effbench-") as home:
@@ -687,7 +645,7 @@ def main(argv=None):
         os.chdir(home)  # RecBole writes log/ and saved/ into the working directory
         try:
             for name in args.models:
-                rows += benchmark_model(name, home, args, shape, tokenizer, dtype, dev)
+                rows += benchmark_model(name, home, args, dtype, dev)
         finally:
             os.chdir(cwd)
     result = {

@@ -9,13 +9,13 @@ t_out = 1), so the LLM has to tie each label to the item written after it. This 
 backbone, with no training and with the items written as their titles, a question whose answer
 stands in the prompt: which candidate is the same item as the last one of the history. The
 answer is scored the way Speeder scores (constrained: the label token with the highest logit at
-the answer position, :func:`~recbole_speeder.model.prompt.answer_logits`), once per label scheme
+the answer position, :func:`~recbole_speeder.llm.decoding.answer_logits`), once per label scheme
 (``digits`` 1..C, ``letters`` A..). Accuracy near 1/C means the backbone does not tie labels to
 items by itself, so Speeder's fine-tuning has to teach it before the item vectors can matter
 (README "Results": on ml-100k with SmolLM2-135M that happens late, and not for every seed).
 The ``titles`` scheme asks the same question for the candidate's title instead, scored the way
 LLaRA and TALLRec score constrained answers (mean log-probability of each candidate's title
-tokens and end of sequence, :func:`~recbole_speeder.model.title_answer.title_scores`): the
+tokens and end of sequence, :func:`~recbole_speeder.llm.answers.title_scores`): the
 answer a title baseline learns, which the backbone can copy from the prompt.
 
 Titles come from a RecBole ``.item`` file (``--item-file``, default: the ml-100k file inside the
@@ -44,19 +44,20 @@ SCHEMES = ("digits", "letters", "titles")
 
 def embedded_item_file():
     """The ml-100k ``.item`` file shipped inside the installed ``recbole`` package."""
-    from recbole_speeder.data.registry import embedded_source
+    from recbole_speeder.data.prepare.registry import embedded_source
 
     return os.path.join(embedded_source("ml-100k"), "ml-100k.item")
 
 
 def read_titles(item_file, title_field):
     """Distinct non-empty titles of a RecBole ``.item`` file (its ``title_field`` column)."""
-    from recbole_speeder.features.loader import read_item_table
+    from recbole_speeder.data.item_table import read_item_table
 
     folder, name = os.path.split(os.path.abspath(item_file))
     if not name.endswith(".item"):
         raise DataError(f"--item-file {item_file}: not a RecBole .item file (<name>.item)")
-    table, _ = read_item_table({"data_path": folder, "dataset": name[:-len(".item")]})
+    table, _ = read_item_table({"data_path": folder, "dataset": name[:-len(".item")],
+                                "field_separator": "\t", "encoding": "utf-8"})
     if table is None:
         raise DataError(f"--item-file {item_file}: no such file")
     if title_field not in table.columns:
@@ -95,7 +96,8 @@ def probe(model, tokenizer, titles, scheme="digits", cases=200, history=5, candi
     scored on the label tokens only (constrained), or with ``scheme='titles'`` on each
     candidate's title (:func:`title_answer_scores`). A backbone that ignores the items picks
     about 1/C right, often by naming one label nearly every time."""
-    from recbole_speeder.model.prompt import HybridPrompt, answer_logits
+    from recbole_speeder.llm.decoding import answer_logits
+    from recbole_speeder.prompts.hybrid import HybridPrompt
 
     if scheme not in SCHEMES:
         raise ConfigError(f"label scheme '{scheme}' is not one of {', '.join(SCHEMES)}")
@@ -132,8 +134,8 @@ def probe(model, tokenizer, titles, scheme="digits", cases=200, history=5, candi
 def title_answer_scores(model, tokenizer, texts, candidate_titles, add_special_tokens):
     """Scores [B, C]: mean log-probability of each candidate's title + end of sequence after
     its case's prompt, as LLaRA and TALLRec score constrained answers (one row per pair)."""
-    from recbole_speeder.model.prompt import left_pad
-    from recbole_speeder.model.title_answer import IGNORE, title_scores
+    from recbole_speeder.prompts.base import left_pad
+    from recbole_speeder.llm.answers import IGNORE, title_scores
 
     eos = tokenizer.eos_token_id
     rows, answers = [], []
@@ -183,7 +185,7 @@ def main(argv=None, model=None, tokenizer=None):
             raise ConfigError(f"--cases must be >= 1 (got {args.cases})")
         titles = read_titles(args.item_file or embedded_item_file(), args.title_field)
         if model is None:
-            from recbole_speeder.model.backbone import load_backbone
+            from recbole_speeder.llm.backbone import load_backbone
 
             model, tokenizer = load_backbone(args.llm_path, device=args.device)
         model.eval()

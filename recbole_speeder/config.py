@@ -2,7 +2,8 @@
 
 Properties are merged in RecBole's order and then the plugin's (later wins):
 RecBole overall < RecBole model < RecBole dataset < plugin ``properties/overall.yaml`` <
-other plugin ``properties/*.yaml`` < plugin ``properties/model/<Model>.yaml`` <
+``features.yaml`` < ``mrc.yaml`` < the model family's files (``llm.yaml`` for every LLM
+model: backbone and LoRA) < plugin ``properties/model/<Model>.yaml`` <
 plugin ``properties/dataset/<dataset>.yaml`` < config files < config dict / command line.
 
 Differences from RecBole's ``Config``, each small:
@@ -17,7 +18,7 @@ Differences from RecBole's ``Config``, each small:
   the data home so candidate sets and features can be stored beside them);
 - ``local_rank`` / ``nproc`` / ``world_size`` (RecBole's own multi-GPU mode, which starts NCCL
   inside ``Config``) are refused; launched processes (``accelerate launch`` / ``torchrun``)
-  get their device from :mod:`recbole_speeder.trainer.distributed`;
+  get their device from :mod:`recbole_speeder.launch`;
 - ``split_mode`` chooses the paper's 7:2:1 split of sequences (``sequence``) or RecBole's
   leave-one-out (``LS``); ``auto`` takes ``sequence`` when the split files exist.
 """
@@ -33,10 +34,13 @@ import recbole_speeder.compat as compat
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import argument_list
 
-from recbole_speeder.data.registry import ensure_dataset_files, has_sequence_split
+from recbole_speeder.data.prepare.registry import ensure_dataset_files, has_sequence_split
 from recbole_speeder.errors import ConfigError
+from recbole_speeder.launch import check_recbole_ddp_keys, init_launched_device
 
 PROPERTIES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "properties")
+# read for every model, in this order; a model class adds its family's files (``property_files``)
+SHARED_PROPERTY_FILES = ("overall.yaml", "features.yaml", "mrc.yaml")
 
 # Keys RecBole reads but declares in no property file.
 _RECBOLE_EXTRA_KEYS = {
@@ -124,10 +128,8 @@ class Config(RecBoleConfig):
 
     def _load_internal_config_dict(self, model, model_class, dataset):
         super()._load_internal_config_dict(model, model_class, dataset)
-        plugin_files = [os.path.join(PROPERTIES_DIR, "overall.yaml")]
-        plugin_files += sorted(
-            p for p in glob.glob(os.path.join(PROPERTIES_DIR, "*.yaml")) if not p.endswith("overall.yaml")
-        )
+        plugin_files = [os.path.join(PROPERTIES_DIR, name) for name in SHARED_PROPERTY_FILES]
+        plugin_files += [os.path.join(PROPERTIES_DIR, name) for name in getattr(model_class, "property_files", ())]
         plugin_files += [
             os.path.join(PROPERTIES_DIR, "model", f"{model}.yaml"),
             os.path.join(PROPERTIES_DIR, "dataset", f"{dataset}.yaml"),
@@ -137,12 +139,10 @@ class Config(RecBoleConfig):
                 self._update_internal_config_dict(path)
 
     def _init_device(self):
-        # multi-process runs are launched by accelerate / torchrun (trainer/distributed.py):
+        # multi-process runs are launched by accelerate / torchrun (launch.py):
         # RecBole's own mode (local_rank -> NCCL started here) is refused
-        from recbole_speeder.trainer import distributed
-
-        distributed.check_recbole_ddp_keys(self.final_config_dict)
-        if not distributed.init_launched_device(self.final_config_dict):
+        check_recbole_ddp_keys(self.final_config_dict)
+        if not init_launched_device(self.final_config_dict):
             super()._init_device()
 
     def _set_default_parameters(self):

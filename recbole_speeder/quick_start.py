@@ -1,6 +1,7 @@
 """run(...) and objective_function(...) as RecBole's quick start has them, without ray.
 
-One run: config -> dataset -> RecBole split and dataloaders -> model -> trainer.fit ->
+One run: config -> dataset -> RecBole split and dataloaders -> the model's side information
+(:func:`attach_side_info`) -> model -> trainer.fit ->
 RecBole's full-ranking test metrics -> the candidate-protocol metrics on the shared sets.
 Under ``accelerate launch`` / ``torchrun`` the LLM models train data-parallel
 (:mod:`recbole_speeder.trainer.distributed`): process 0 logs and writes the shared files first.
@@ -14,10 +15,14 @@ from recbole.data import data_preparation
 from recbole.utils import init_seed, set_color
 
 from recbole_speeder.config import Config
-from recbole_speeder.errors import ConfigError
 from recbole_speeder.data.candidates import load_or_draw
+from recbole_speeder.data.item_table import item_titles
+from recbole_speeder.errors import ConfigError
+from recbole_speeder.evaluation.candidate_eval import CandidateEvaluator
+from recbole_speeder.features.image_summary import item_summaries
 from recbole_speeder.features.loader import load_item_features
-from recbole_speeder.trainer.candidate_eval import CandidateEvaluator
+from recbole_speeder.features.sequential import sasrec_overrides, train_sequential_embeddings
+from recbole_speeder.llm.backbone import load_backbone
 from recbole_speeder.trainer.distributed import context_for, init_process_logging
 from recbole_speeder.utils import create_dataset, get_model, get_trainer
 
@@ -28,6 +33,46 @@ def _reset_logging():
     for handler in list(root.handlers):
         root.removeHandler(handler)
         handler.close()
+
+
+def feature_inputs(config):
+    """What the features layer is handed instead of importing it (keyword arguments of
+    :func:`~recbole_speeder.features.loader.load_item_features`):
+
+    - ``llm_loader``: ``() -> (model, tokenizer)``, the run's backbone on ``feature_device``
+      (``text_encoder: llm``);
+    - ``sequence_encoder``: ``(dataset, train_data) -> item embeddings``, RecBole's SASRec
+      trained with the plugin's trainer on the training split (:mod:`~recbole_speeder.features.sequential`).
+    """
+    device = config["feature_device"]
+
+    def llm_loader():
+        return load_backbone(config["llm_path"], device=None if device == "auto" else device,
+                             tokenizer=config["llm_tokenizer"])
+
+    def sequence_encoder(dataset, train_data):
+        sub_config = Config(model="SASRec", dataset=config["dataset"], config_dict=sasrec_overrides(config))
+        trainer_class = get_trainer(sub_config["MODEL_TYPE"], "SASRec")
+        return train_sequential_embeddings(sub_config, dataset, train_data, trainer_class)
+
+    return {"llm_loader": llm_loader, "sequence_encoder": sequence_encoder}
+
+
+def attach_side_info(config, dataset, train_data, model_class):
+    """Compute the side information ``model_class.side_info`` declares and attach it to
+    ``dataset`` (:mod:`recbole_speeder.data.dataset`); returns what was attached."""
+    needs = tuple(getattr(model_class, "side_info", ()))
+    values = {}
+    if "item_titles" in needs or "item_summaries" in needs:
+        values["item_titles"] = item_titles(config, dataset)
+    if "item_summaries" in needs:
+        values["item_summaries"], _ = item_summaries(config, dataset, values["item_titles"])
+    if "item_features" in needs:
+        values["item_features"] = load_item_features(config, dataset, train_data, **feature_inputs(config))
+    values = {name: value for name, value in values.items() if name in needs}
+    if values:
+        dataset.attach_side_info(**values)
+    return values
 
 
 def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True,
@@ -61,9 +106,8 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
                 split: load_or_draw(config, dataset, data._dataset, split)
                 for split, data in (("valid", valid_data), ("test", test_data))
             }
-    if getattr(model_class, "needs_item_features", False):
-        with dist.main_process_first():  # process 0 fills the feature cache
-            train_data._dataset.item_features = load_item_features(config, train_data._dataset, train_data)
+    with dist.main_process_first():  # process 0 fills the feature and text caches
+        attach_side_info(config, train_data._dataset, train_data, model_class)
 
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = model_class(config, train_data._dataset).to(config["device"])

@@ -52,7 +52,7 @@ def tiny_llm_dir(tmp_path_factory):
     """A 2-layer Llama with SmolLM2's real tokenizer, saved as a local model folder."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from recbole_speeder.model.backbone import load_tokenizer
+    from recbole_speeder.llm.backbone import load_tokenizer
 
     tokenizer = load_tokenizer()
     torch.manual_seed(0)

@@ -22,8 +22,7 @@ from recbole.data import data_preparation
 from recbole.utils import init_seed
 
 from recbole_speeder.config import Config
-from recbole_speeder.features.loader import load_item_features
-from recbole_speeder.quick_start import run
+from recbole_speeder.quick_start import attach_side_info, run
 from recbole_speeder.trainer.distributed import context_for
 from recbole_speeder.utils import create_dataset, get_model, get_trainer
 
@@ -37,10 +36,10 @@ def build(config_dict):
     dist = context_for(config)
     dataset = create_dataset(config)
     train_data, _, _ = data_preparation(config, dataset)
-    with dist.main_process_first():
-        train_data._dataset.item_features = load_item_features(config, train_data._dataset, train_data)
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model_class = get_model("Speeder")
+    with dist.main_process_first():
+        attach_side_info(config, train_data._dataset, train_data, model_class)
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = model_class(config, train_data._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], "Speeder")(config, model)
     return config, train_data, model, trainer

@@ -9,13 +9,15 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from recbole_speeder.errors import ConfigError
-from recbole_speeder.model import backbone
-from recbole_speeder.model.backbone import (apply_lora, converted_dir, default_cache_dir,
-                                            load_backbone, load_lora, load_tokenizer,
-                                            save_lora)
-from recbole_speeder.model.prompt import (HybridPrompt, answer_logits, answer_loss,
-                                          build_inputs_embeds, constrained_scores)
-from recbole_speeder.model.spae import PositionPrompts
+from recbole_speeder.llm import backbone
+from recbole_speeder.llm.answers import label_answer_loss, label_scores
+from recbole_speeder.llm.backbone import (apply_lora, converted_dir, default_cache_dir,
+                                          load_backbone, load_tokenizer)
+from recbole_speeder.llm.decoding import answer_logits
+from recbole_speeder.model.layers.spae import PositionPrompts
+from recbole_speeder.prompts.base import build_inputs_embeds
+from recbole_speeder.prompts.hybrid import HybridPrompt
+from recbole_speeder.trainer.checkpoint import load_trainable, write_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -83,29 +85,46 @@ def test_load_local_folder(tiny_folder):
         load_backbone(tiny_folder, dtype="float77")
 
 
-def test_lora_trains_adapters_only_and_round_trips(tiny_folder, tmp_path):
-    model, _ = load_backbone(tiny_folder, device="cpu")
-    peft_model = apply_lora(model, r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"])
-    trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
+class _WithLoRA(torch.nn.Module):
+    """What a checkpoint holds: an LLM with LoRA (``llm``) and weights of the plugin's own."""
+
+    def __init__(self, folder, r=4, targets=("q_proj", "v_proj")):
+        super().__init__()
+        model, _ = load_backbone(folder, device="cpu")
+        self.llm = apply_lora(model, r=r, alpha=8, dropout=0.0, target_modules=list(targets))
+        self.head = torch.nn.Linear(3, 2)
+
+
+def test_lora_trains_adapters_only_and_checkpoints_round_trip(tiny_folder, tmp_path):
+    torch.manual_seed(0)
+    model = _WithLoRA(tiny_folder)
+    trainable = [n for n, p in model.llm.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
-    for name, param in peft_model.named_parameters():
+    for name, param in model.llm.named_parameters():
         if "lora_B" in name:
             torch.nn.init.normal_(param)
     ids = torch.tensor([[1, 2, 3, 4]])
     with torch.no_grad():
-        expected = peft_model(input_ids=ids).logits
-    save_lora(peft_model, str(tmp_path / "adapter"))
-    assert os.path.isfile(tmp_path / "adapter" / "adapter_config.json")
-    fresh, _ = load_backbone(tiny_folder, device="cpu")
+        expected = model.llm(input_ids=ids).logits
+    write_checkpoint(str(tmp_path / "ckpt"), model, {"epoch": 0})
+    assert os.path.isfile(tmp_path / "ckpt" / "adapter" / "adapter_config.json")
+    fresh = _WithLoRA(tiny_folder)
     with torch.no_grad():
-        plain = fresh(input_ids=ids).logits
-        restored = load_lora(fresh, str(tmp_path / "adapter"))(input_ids=ids).logits
+        plain = fresh.llm(input_ids=ids).logits
+        load_trainable(fresh, str(tmp_path / "ckpt"))
+        restored = fresh.llm(input_ids=ids).logits
     assert torch.allclose(restored, expected, atol=1e-5)
     assert not torch.allclose(plain, expected, atol=1e-3)
+    assert torch.equal(fresh.head.weight, model.head.weight)
     with pytest.raises(ConfigError, match="lora_target_modules"):
         apply_lora(load_backbone(tiny_folder, device="cpu")[0], target_modules=["no_such_proj"])
-    with pytest.raises(ConfigError, match="adapter_config.json"):
-        load_lora(fresh, str(tmp_path / "nothing"))
+    # the saved adapter configuration must match the model's
+    with pytest.raises(ConfigError, match="other LoRA settings.*r: saved 4, this run 8"):
+        load_trainable(_WithLoRA(tiny_folder, r=8), str(tmp_path / "ckpt"))
+    with pytest.raises(ConfigError, match="target_modules"):
+        load_trainable(_WithLoRA(tiny_folder, targets=("q_proj",)), str(tmp_path / "ckpt"))
+    with pytest.raises(ConfigError, match="not a checkpoint folder"):
+        load_trainable(fresh, str(tmp_path / "nothing"))
 
 
 @pytest.mark.slow
@@ -134,7 +153,7 @@ def test_real_smollm2_lora_step_and_scoring():
                                    *ppl.parameters()], lr=1e-3)
     model.train()
     embeds = build_inputs_embeds(model, batch, items(batch.slot_item_ids()), ppl)
-    loss = answer_loss(answer_logits(model, embeds, batch.attention_mask), targets)
+    loss = label_answer_loss(answer_logits(model, embeds, batch.attention_mask), targets)
     loss.backward()
     assert items.weight.grad.abs().sum() > 0 and ppl.prompts.grad.abs().sum() > 0
     optimizer.step()
@@ -151,7 +170,7 @@ def test_real_smollm2_lora_step_and_scoring():
         full = model(inputs_embeds=embeds, attention_mask=batch.attention_mask,
                      position_ids=position_ids).logits[:, -1]
     assert torch.allclose(logits, full, atol=1e-3)
-    scores = constrained_scores(logits, label_ids)
+    scores = label_scores(logits, label_ids)
     assert scores.shape == (2, 5) and torch.isfinite(scores).all()
 
 

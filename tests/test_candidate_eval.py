@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from recbole_speeder.trainer.candidate_eval import candidate_metrics, pessimistic_rank
+from recbole_speeder.evaluation.candidate_eval import candidate_metrics, pessimistic_rank
 
 
 def test_pessimistic_rank_counts_ties_against_the_target():

@@ -45,7 +45,7 @@ def test_left_padded_rows_attend_to_something(tmp_path):
     # builds such rows for left padding; the plugin's backbones get masks without them
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from recbole_speeder.model.backbone import load_backbone, load_tokenizer
+    from recbole_speeder.llm.backbone import load_backbone, load_tokenizer
 
     tokenizer = load_tokenizer()
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,

@@ -65,7 +65,8 @@ def test_ml100k_is_copied_from_the_recbole_package(fast_config, workdir):
 
 def test_ml100k_copy_survives_a_parallel_run_that_copies_it_first(tmp_path, monkeypatch):
     """Two runs starting at once both copy ml-100k; the one that renames second must not fail."""
-    from recbole_speeder.data import registry
+    from recbole_speeder import atomic
+    from recbole_speeder.data.prepare import registry
 
     home = str(tmp_path / "dataset")
     real_replace = os.replace
@@ -74,11 +75,11 @@ def test_ml100k_copy_survives_a_parallel_run_that_copies_it_first(tmp_path, monk
     def replace_after_the_other_run(src, dst):
         if not calls and os.path.basename(dst) == "ml-100k":
             calls.append(dst)
-            monkeypatch.setattr(registry.os, "replace", real_replace)
+            monkeypatch.setattr(atomic.os, "replace", real_replace)
             registry.ensure_dataset_files(home, "ml-100k")  # the other run wins the race
         return real_replace(src, dst)
 
-    monkeypatch.setattr(registry.os, "replace", replace_after_the_other_run)
+    monkeypatch.setattr(atomic.os, "replace", replace_after_the_other_run)
     registry.ensure_dataset_files(home, "ml-100k")
     assert calls and registry.is_prepared(home, "ml-100k")
     assert sorted(os.listdir(home)) == ["ml-100k"]  # no temporary folder left behind

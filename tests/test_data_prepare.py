@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recbole_speeder.data import amazon
-from recbole_speeder.data.amazon import build_sessions, clean_title, prepare_amazon, split_sequences
-from recbole_speeder.data.prepare import main
+from recbole_speeder.data.prepare import amazon
+from recbole_speeder.data.prepare.amazon import build_sessions, clean_title, prepare_amazon, split_sequences
+from recbole_speeder.data.prepare.cli import main
 from recbole_speeder.errors import DataError
 
 DAY = 86400

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recbole_speeder.data.amazon import prepare_amazon
-from recbole_speeder.data.prepare import main
-from recbole_speeder.data.synthetic import CATEGORY_WORDS, generate_synthetic
+from recbole_speeder.data.prepare.amazon import prepare_amazon
+from recbole_speeder.data.prepare.cli import main
+from recbole_speeder.data.prepare.synthetic import CATEGORY_WORDS, generate_synthetic
 
 
 def _files(folder):

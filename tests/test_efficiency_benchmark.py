@@ -13,12 +13,12 @@ def efficiency():
 
 
 def test_titles_have_the_requested_token_count(efficiency):
-    from recbole_speeder.model.backbone import load_tokenizer
-    from recbole_speeder.model.prompt import HybridPrompt
+    from recbole_speeder.llm.backbone import load_tokenizer
+    from recbole_speeder.prompts.base import PromptBase
 
     tokenizer = load_tokenizer()
     titles = efficiency.make_titles(tokenizer, 20, 7, seed=1)
-    piece = HybridPrompt(tokenizer).encode_piece
+    piece = PromptBase(tokenizer).encode_piece
     assert len(set(titles)) > 1 and all(len(piece(t)) == 7 for t in titles)
 
 

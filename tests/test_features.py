@@ -11,10 +11,10 @@ from PIL import Image
 from recbole_speeder.errors import ConfigError, DataError
 from recbole_speeder.features import (
     FeatureCache, TextEncoder, VisionEncoder, encode_with_causal_lm, load_item_features,
-    train_sequential_embeddings,
 )
 from recbole_speeder.atomic import atomic_write
 from recbole_speeder.features.text import default_text_encoder_path
+from recbole_speeder.quick_start import feature_inputs
 
 TITLES = {
     "i0": "red sports car brake pads",
@@ -95,6 +95,12 @@ def home(tmp_path, monkeypatch):
     return tmp_path / "data"
 
 
+def train_sequential_embeddings(config, dataset, data):
+    """SASRec item embeddings trained on ``data``, the way a run trains them (RecBole's SASRec,
+    the plugin's trainer; see quick_start.feature_inputs)."""
+    return feature_inputs(config)["sequence_encoder"](dataset, data)
+
+
 def ids(dataset, tokens):
     return [int(i) for i in dataset.token2id(dataset.iid_field, tokens)]
 
@@ -105,7 +111,6 @@ def test_real_text_and_vision_features_with_bad_images(home, caplog):
     CountingTextEncoder.calls = 0
     with caplog.at_level(logging.WARNING):
         features = load_item_features(config, dataset, encoders={"text": CountingTextEncoder(device="cpu")})
-    assert dataset.item_features is features
     assert features.modalities == ("text", "vision") and features.dims == {"text": 384, "vision": 1280}
     n = dataset.item_num
     text, vision = features.tensors["text"], features.tensors["vision"]
@@ -232,13 +237,13 @@ def test_sasrec_features_see_the_training_split_only(home):
     assert torch.equal(train_sequential_embeddings(config_a, dataset_a, train_a), emb_a)
 
     # through the loader: cached by token, row 0 = [PAD], a second call is a hit
-    features = load_item_features(config_a, dataset_a, train_a)
+    features = load_item_features(config_a, dataset_a, train_a, **feature_inputs(config_a))
     assert features.modalities == ("text", "vision", "seq")
     seq = features.tensors["seq"]
     assert torch.equal(seq[1:], emb_a[1:]) and seq[0].abs().sum() == 0 and not features.masks["seq"][0]
     folder = home / "SeqA" / "features"
     stamps = {n: os.stat(folder / n).st_mtime_ns for n in os.listdir(folder)}
-    again = load_item_features(config_a, dataset_a, train_a)
+    again = load_item_features(config_a, dataset_a, train_a, **feature_inputs(config_a))
     assert torch.equal(again.tensors["seq"], seq)
     assert {n: os.stat(folder / n).st_mtime_ns for n in os.listdir(folder)} == stamps
 

@@ -17,7 +17,7 @@ def probe_module():
 def tiny_llama():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from recbole_speeder.model.backbone import load_tokenizer
+    from recbole_speeder.llm.backbone import load_tokenizer
 
     tokenizer = load_tokenizer()
     torch.manual_seed(0)

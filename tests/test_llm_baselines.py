@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from recbole_speeder.errors import ConfigError
-from recbole_speeder.model.title_answer import IGNORE, answer_token_logprobs, match_title, title_scores
+from recbole_speeder.llm.answers import IGNORE, answer_token_logprobs, match_title, title_scores
 from recbole_speeder.quick_start import run
 
 TITLES = ["Toy Story", "Toy Story 2", "Brake Pad Set", "Oil Filter", "Seat Cover"]
@@ -44,8 +44,8 @@ def llara(tmp_path_factory, tiny_llm_dir):
     from recbole.data import data_preparation
 
     from recbole_speeder.config import Config
-    from recbole_speeder.features.loader import load_item_features
     from recbole_speeder.model.llara import LLaRA
+    from recbole_speeder.quick_start import attach_side_info
     from recbole_speeder.utils import create_dataset
     from conftest import FAST, HERE
 
@@ -56,7 +56,7 @@ def llara(tmp_path_factory, tiny_llm_dir):
         history_len=4, seq_encoder_epochs=1, seq_encoder_hidden=16, title_max_tokens=8, steps_per_epoch=3))
     dataset = create_dataset(config)
     train_data, _, _ = data_preparation(config, dataset)
-    load_item_features(config, train_data._dataset, train_data)
+    attach_side_info(config, train_data._dataset, train_data, LLaRA)
     torch.manual_seed(0)
     return config, train_data, LLaRA(config, train_data._dataset)
 

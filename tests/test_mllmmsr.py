@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from recbole_speeder.errors import ConfigError
-from recbole_speeder.model.preference_summary import FIRST_PREVIOUS, PreferenceSummarizer, summary_blocks
-from recbole_speeder.model.yes_no_answer import pair_logits, yes_log_odds, yes_no_logits, yes_no_loss, yes_probability
+from recbole_speeder.model.layers.preference_summary import FIRST_PREVIOUS, PreferenceSummarizer, summary_blocks
+from recbole_speeder.llm.answers import pair_logits, yes_log_odds, yes_no_logits, yes_no_loss, yes_probability
 from recbole_speeder.quick_start import run
-from recbole_speeder.trainer.candidate_eval import pessimistic_rank
+from recbole_speeder.evaluation.candidate_eval import pessimistic_rank
 
 from conftest import FAST, HERE
 
@@ -35,17 +35,24 @@ def _train_dataset(config):
     return train_data
 
 
+def _build(config, train_data):
+    """MLLMMSR on ``train_data``'s dataset with its side information, as a run builds it."""
+    from recbole_speeder.model.mllmmsr import MLLMMSR
+    from recbole_speeder.quick_start import attach_side_info
+
+    attach_side_info(config, train_data._dataset, train_data, MLLMMSR)
+    return MLLMMSR(config, train_data._dataset)
+
+
 @pytest.fixture(scope="module")
 def mllmmsr(tmp_path_factory, tiny_llm_dir):
     """(config, train_data, model) of MLLMMSR on tiny with the tiny Llama."""
-    from recbole_speeder.model.mllmmsr import MLLMMSR
-
     home = tmp_path_factory.mktemp("mllmmsr-home")
     shutil.copytree(os.path.join(HERE, "data", "tiny"), home / "dataset" / "tiny")
     config = _config(home / "dataset", tiny_llm_dir)
     train_data = _train_dataset(config)
     torch.manual_seed(0)
-    return config, train_data, MLLMMSR(config, train_data._dataset)
+    return config, train_data, _build(config, train_data)
 
 
 # -- the recommendation prompt ----------------------------------------------------------------
@@ -215,7 +222,7 @@ def test_mllmmsr_trains_lora_ranks_candidates_and_reuses_its_summaries(mllmmsr_c
 def test_summaries_are_made_in_full_generate_rounds(mllmmsr_config, monkeypatch):
     """Evaluation summarises its whole split in one call and training looks batches ahead: a
     generate round takes up to summary_batch_size prompts, however small the batches are."""
-    from recbole_speeder.model.preference_summary import PreferenceSummarizer
+    from recbole_speeder.model.layers.preference_summary import PreferenceSummarizer
 
     from recbole_speeder.trainer.mllmmsr_trainer import MLLMMSRTrainer
 
@@ -249,19 +256,17 @@ def test_summaries_are_made_in_full_generate_rounds(mllmmsr_config, monkeypatch)
     ({"answer_no": False}, "answer_no must be a non-empty quoted string"),
 ])
 def test_bad_settings_are_config_errors(tmp_path, tiny_llm_dir, overrides, message):
-    from recbole_speeder.model.mllmmsr import MLLMMSR
-
     shutil.copytree(os.path.join(HERE, "data", "tiny"), tmp_path / "dataset" / "tiny")
     config = _config(tmp_path / "dataset", tiny_llm_dir, **overrides)
     with pytest.raises(ConfigError, match=message):
-        MLLMMSR(config, _train_dataset(config)._dataset)
+        _build(config, _train_dataset(config))
 
 
 # -- item summaries from images ---------------------------------------------------------------
 @pytest.fixture
 def tiny_with_images(tmp_path):
     """tiny with an image column: items i1-i3 have pictures, the others none."""
-    from recbole_speeder.data.synthetic import draw_item_image
+    from recbole_speeder.data.prepare.synthetic import draw_item_image
 
     folder = tmp_path / "dataset" / "tiny"
     shutil.copytree(os.path.join(HERE, "data", "tiny"), folder)
@@ -282,7 +287,7 @@ def tiny_with_images(tmp_path):
 
 def test_item_summaries_join_titles_with_imagenet_words_and_are_cached(tiny_with_images):
     from recbole_speeder.features.image_summary import ImageLabeler, _imagenet_descriptions, item_summaries
-    from recbole_speeder.model.title_prompt import item_titles
+    from recbole_speeder.data.item_table import item_titles
 
     config = _config(tiny_with_images, "unused", image_summary_topk=2)
     dataset = _train_dataset(config)._dataset

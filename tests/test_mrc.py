@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from recbole_speeder.errors import ConfigError
-from recbole_speeder.model.mrc import MPO_STAGE_PARTS, MRC, PART_NAMES, part_of
+from recbole_speeder.model.layers.mpo import STAGE_PARTS as MPO_STAGE_PARTS
+from recbole_speeder.model.layers.mpo import stage_plan
+from recbole_speeder.model.layers.mrc import MRC, PART_NAMES, part_of
 
 DIMS = {"text": 12, "vision": 20, "seq": 8}
 B = 6
@@ -165,18 +167,13 @@ def test_stage1_step_updates_only_stage1_parts():
         assert torch.equal(dict(model.named_parameters())[name], value)
 
 
-def test_fuse_all_matches_forward_and_keeps_mode():
-    from recbole_speeder.features.loader import ItemFeatures
-
-    model = make(dropout=0.3).train()
-    feats = inputs(batch=11)
-    masks = {m: torch.rand(11) > 0.3 for m in DIMS}
-    items = ItemFeatures(feats, masks, dict(DIMS))
-    fused = model.fuse_all(items, ["text", "vision"], batch_size=4)
-    assert model.training
-    model.eval()
-    assert fused.shape == (11, 24)
-    assert torch.allclose(fused, model(feats, masks, ["text", "vision"]), atol=1e-6)
+def test_stage_plan():
+    assert stage_plan([1, 2, 3], [1, 2, 3]) == [(1, 1), (2, 2), (3, 3)]
+    assert stage_plan([2, 3], [5, 1, 2]) == [(2, 1), (3, 2)]
+    with pytest.raises(ConfigError, match="increasing list"):
+        stage_plan([3, 1], [1, 1, 1])
+    with pytest.raises(ConfigError, match="epochs of stages 1, 2, 3"):
+        stage_plan([1, 2, 3], [1, 1])
 
 
 def test_same_seed_same_numbers_and_bad_config():

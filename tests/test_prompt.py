@@ -6,11 +6,12 @@ import torch.nn.functional as F
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from recbole_speeder.errors import ConfigError
-from recbole_speeder.model.backbone import apply_lora, load_tokenizer
-from recbole_speeder.model.prompt import (HybridPrompt, answer_logits, answer_loss,
-                                          build_inputs_embeds, constrained_scores,
-                                          generate_answers, parse_answer, unpad)
-from recbole_speeder.model.spae import PositionPrompts
+from recbole_speeder.llm.backbone import apply_lora, load_tokenizer
+from recbole_speeder.llm.answers import label_answer_loss, label_scores, parse_label_answer
+from recbole_speeder.llm.decoding import answer_logits, decode_answers, generate_answers
+from recbole_speeder.prompts.base import build_inputs_embeds
+from recbole_speeder.prompts.hybrid import HybridPrompt
+from recbole_speeder.model.layers.spae import PositionPrompts
 
 
 @pytest.fixture(scope="module")
@@ -155,10 +156,10 @@ def test_answer_logits_equal_full_forward(prompt, tokenizer):
         alone = answer_logits(model, build_inputs_embeds(model, single, vectors[6:]),
                               single.attention_mask)
         assert torch.allclose(alone[0], last[1], atol=1e-4)
-        scores = constrained_scores(last, prompt.label_token_ids(3))
+        scores = label_scores(last, prompt.label_token_ids(3))
         assert torch.equal(scores, last[:, prompt.label_token_ids(3)])
         target = prompt.label_token_ids(3)[torch.tensor([2, 0])]
-        assert torch.allclose(answer_loss(last, target), F.cross_entropy(full[:, -1], target))
+        assert torch.allclose(label_answer_loss(last, target), F.cross_entropy(full[:, -1], target))
 
 
 def test_recommendation_and_ppt_prompts_share_one_forward(prompt, tokenizer):
@@ -219,7 +220,7 @@ def test_training_learns_the_answer(tokenizer):
     losses = []
     for _ in range(40):
         embeds = build_inputs_embeds(model, batch, table(batch.slot_item_ids()))
-        loss = answer_loss(answer_logits(model, embeds, batch.attention_mask),
+        loss = label_answer_loss(answer_logits(model, embeds, batch.attention_mask),
                            label_ids[targets])
         optimizer.zero_grad()
         loss.backward()
@@ -229,20 +230,17 @@ def test_training_learns_the_answer(tokenizer):
     model.eval()
     with torch.no_grad():
         embeds = build_inputs_embeds(model, batch, table(batch.slot_item_ids()))
-        scores = constrained_scores(answer_logits(model, embeds, batch.attention_mask),
+        scores = label_scores(answer_logits(model, embeds, batch.attention_mask),
                                     label_ids)
         assert scores.argmax(1).tolist() == targets.tolist()
         texts = generate_answers(model, tokenizer, embeds, batch.attention_mask)
     assert texts == [str(int(t) + 1) for t in targets]
-    assert [parse_answer(t, 3) for t in texts] == targets.tolist()
+    assert [parse_label_answer(t, 3) for t in texts] == targets.tolist()
 
 
 def test_answers_end_at_the_first_end_of_sequence():
     """What a model generates after its end of sequence (here a new chat turn) is not part of
     the answer; it used to be decoded into it, so 'Evita<eos>assistant\nEvita...' named no title."""
-    from recbole_speeder.model.backbone import load_tokenizer
-    from recbole_speeder.model.prompt import decode_answers
-
     tokenizer = load_tokenizer()
     im_start, im_end = tokenizer.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"])
     evita = tokenizer.encode("Evita", add_special_tokens=False)
@@ -252,29 +250,27 @@ def test_answers_end_at_the_first_end_of_sequence():
     assert decode_answers(tokenizer, rows[:1], [im_end]) == ["Evitaassistant\nApt Pupil"]
 
 
-def test_parse_answer():
-    assert parse_answer("3", 5) == 2
-    assert parse_answer(" 1", 5) == 0
-    assert parse_answer("The answer is 4.", 5) == 3
-    assert parse_answer("Candidate 2, candidate 2!", 5) == 1
-    assert parse_answer("2 or 3", 5) is None
-    assert parse_answer("none of them", 5) is None
-    assert parse_answer("", 5) is None
-    assert parse_answer("7", 5) is None
-    assert parse_answer("0", 5) is None
-    assert parse_answer("12", 20, labels=[chr(65 + i) for i in range(20)]) is None
+def test_parse_label_answer():
+    assert parse_label_answer("3", 5) == 2
+    assert parse_label_answer(" 1", 5) == 0
+    assert parse_label_answer("The answer is 4.", 5) == 3
+    assert parse_label_answer("Candidate 2, candidate 2!", 5) == 1
+    assert parse_label_answer("2 or 3", 5) is None
+    assert parse_label_answer("none of them", 5) is None
+    assert parse_label_answer("", 5) is None
+    assert parse_label_answer("7", 5) is None
+    assert parse_label_answer("0", 5) is None
+    assert parse_label_answer("12", 20, labels=[chr(65 + i) for i in range(20)]) is None
     letters = [chr(65 + i) for i in range(12)]
-    assert parse_answer("C", 12, labels=letters) == 2
-    assert parse_answer("It is L", 12, labels=letters) == 11
-    assert parse_answer("M", 12, labels=letters) is None
-    assert parse_answer("B or C", 12, labels=letters) is None
+    assert parse_label_answer("C", 12, labels=letters) == 2
+    assert parse_label_answer("It is L", 12, labels=letters) == 11
+    assert parse_label_answer("M", 12, labels=letters) is None
+    assert parse_label_answer("B or C", 12, labels=letters) is None
 
 
-def test_unpad(prompt):
-    seq = torch.tensor([[3, 4, 0], [5, 0, 0]])
-    histories = unpad(seq, torch.tensor([2, 1]))
-    assert [r.tolist() for r in histories] == [[3, 4], [5]]
+def test_build_takes_unpadded_histories(prompt):
+    histories = [torch.tensor([3, 4]), torch.tensor([5])]
     assert prompt.build(histories, [[6, 7], [8, 9]]).slot_item_ids().tolist() == [3, 4, 6, 7,
                                                                                   5, 8, 9]
     with pytest.raises(ValueError, match="padding"):
-        prompt.build([seq[0]], [[6, 7]])
+        prompt.build([torch.tensor([3, 4, 0])], [[6, 7]])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from recbole_speeder.model.spae import PositionPrompts, PPTSample, ppt_label, sample_ppt
+from recbole_speeder.model.layers.spae import PositionPrompts, PPTSample, ppt_label, sample_ppt
 
 
 def test_position_prompts_truncate_to_real_length():

@@ -61,6 +61,14 @@ def fingerprint(*parts):
     return digest.hexdigest()
 
 
+def file_signature(path):
+    """(name, size, mtime) of a file, None when it is missing: part of a cache fingerprint."""
+    if path is None or not os.path.isfile(path):
+        return None
+    stat = os.stat(path)
+    return [os.path.basename(path), stat.st_size, stat.st_mtime_ns]
+
+
 def identity_key(identity):
     """File-name key of an encoder identity: readable name + short hash of all settings."""
     name = str(identity.get("name", "encoder"))

@@ -27,9 +27,9 @@ import os
 
 import torch
 
+from recbole_speeder.data.item_table import image_paths, read_item_table
 from recbole_speeder.errors import ConfigError
-from recbole_speeder.features.cache import fingerprint
-from recbole_speeder.features.loader import file_signature, image_paths, read_item_table
+from recbole_speeder.features.cache import file_signature, fingerprint
 from recbole_speeder.features.text import folder_signature, resolve_device
 from recbole_speeder.features.text_cache import TextCache
 from recbole_speeder.features.vision import read_image
@@ -165,7 +165,6 @@ class ImageCaptioner:
 def build_image_summarizer(config):
     """The summariser ``image_summarizer`` names, or None for ``none``."""
     name = config["image_summarizer"]
-    name = DEFAULT_IMAGE_SUMMARIZER if name is None else name
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"image_summarizer must be 'default', 'none', or a Hugging Face model id / folder "
                           f"(got {name!r}).")
@@ -175,10 +174,10 @@ def build_image_summarizer(config):
     if name.lower() == NO_IMAGE_SUMMARIZER:
         return None
     if name.lower() == DEFAULT_IMAGE_SUMMARIZER:
-        return ImageLabeler(config["image_summary_topk"] or 3, device=device,
-                            batch_size=config["feature_batch_size"] or 64)
+        return ImageLabeler(config["image_summary_topk"], device=device,
+                            batch_size=config["feature_batch_size"])
     return ImageCaptioner(name, prompt=config["image_summary_prompt"],
-                          max_new_tokens=config["image_summary_max_new_tokens"] or 40, device=device)
+                          max_new_tokens=config["image_summary_max_new_tokens"], device=device)
 
 
 def join_summary(title, description):
@@ -195,7 +194,7 @@ def item_summaries(config, dataset, titles, summarizer=None):
     Args:
         config: the run's config (``image_summarizer``, ``IMAGE_FIELD``, ``image_dir``...).
         dataset: the run's dataset (token <-> id mapping).
-        titles: title of every internal id (:func:`~recbole_speeder.model.title_prompt.item_titles`).
+        titles: title of every internal id (:func:`~recbole_speeder.data.item_table.item_titles`).
         summarizer: optional object with ``identity`` and ``describe_files(paths)`` used instead
             of the one ``image_summarizer`` names.
 

@@ -12,6 +12,10 @@ mask, row i = RecBole internal item id i (row 0 = [PAD]: zeros, mask False):
 - seq: SASRec item embeddings trained on the run's training split
   (:mod:`recbole_speeder.features.sequential`).
 
+What lies above this layer is handed in, not imported: the backbone for ``text_encoder: llm``
+(``llm_loader``) and the training of the id encoder (``sequence_encoder``); the run builds
+both (:func:`recbole_speeder.quick_start.attach_side_info`).
+
 Every matrix is cached on disk by :class:`~recbole_speeder.features.cache.FeatureCache`
 under ``dataset/<name>/features/`` and recomputed only when the encoder or its inputs change.
 """
@@ -21,12 +25,12 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 import torch
 
+from recbole_speeder.data.item_table import image_paths, item_column, read_item_table
 from recbole_speeder.errors import ConfigError, DataError
-from recbole_speeder.features.cache import FeatureCache, fingerprint
-from recbole_speeder.features.sequential import sequential_settings, train_sequential_embeddings
+from recbole_speeder.features.cache import FeatureCache, file_signature, fingerprint
+from recbole_speeder.features.sequential import sequential_settings
 from recbole_speeder.features.text import CausalLMTextEncoder, TextEncoder
 from recbole_speeder.features.vision import VisionEncoder
 
@@ -53,91 +57,27 @@ class ItemFeatures:
     def modalities(self):
         return tuple(m for m in MODALITIES if m in self.tensors)
 
-    @property
-    def n_items(self):
-        return next(iter(self.tensors.values())).shape[0] if self.tensors else 0
 
-    def lookup(self, item_ids):
-        """Features and masks of ``item_ids`` (any shape) -> (dict of [..., d_m], dict of [...])."""
-        features = {m: t[item_ids] for m, t in self.tensors.items()}
-        masks = {m: k[item_ids] for m, k in self.masks.items()}
-        return features, masks
-
-    def to(self, device):
-        return ItemFeatures(
-            {m: t.to(device) for m, t in self.tensors.items()},
-            {m: k.to(device) for m, k in self.masks.items()},
-            dict(self.dims),
-        )
-
-
-def _get(config, key, default):
-    try:
-        value = config[key]
-    except KeyError:
-        value = None
-    return default if value is None else value
-
-
-def read_item_table(config):
-    """The dataset's ``.item`` file as a DataFrame of strings (empty cells -> ""), or None."""
-    folder = config["data_path"]
-    path = os.path.join(folder, f"{config['dataset']}.item")
-    if not os.path.isfile(path):
-        return None, path
-    try:
-        table = pd.read_csv(
-            path, sep=_get(config, "field_separator", "\t"), dtype=str, keep_default_na=False,
-            encoding=_get(config, "encoding", "utf-8"), engine="python",
-        )
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
-        raise DataError(f"Cannot read item file {path}: {err}") from None
-    table.columns = [str(c).split(":")[0] for c in table.columns]
-    return table, path
-
-
-def _item_column(table, path, field_name, key):
-    if field_name not in table.columns:
-        raise DataError(
-            f"Item file {path} has no column '{field_name}' (config key {key}); its columns are "
-            f"{', '.join(table.columns)}."
-        )
-    return table[field_name]
-
-
-def _text_encoder(config):
-    name = _get(config, "text_encoder", "default")
-    batch_size = _get(config, "feature_batch_size", 64)
+def _text_encoder(config, llm_loader):
+    name = config["text_encoder"]
+    batch_size = config["feature_batch_size"]
     if name == "llm":
-        llm_path = _get(config, "llm_path", "default")
-
-        def loader():
-            try:
-                from recbole_speeder.model.backbone import load_backbone
-            except ImportError:
-                raise ConfigError("text_encoder: llm needs recbole_speeder.model.backbone.load_backbone.") from None
-            device = _get(config, "feature_device", "auto")
-            return load_backbone(llm_path, device=None if device == "auto" else device)
-
-        llm_name = f"llm:{llm_path}"
-
-        return CausalLMTextEncoder(loader, llm_name, batch_size=batch_size, show_progress=_get(config, "show_progress", True))
-    return TextEncoder(
-        name, device=_get(config, "feature_device", "auto"), batch_size=batch_size,
-        show_progress=_get(config, "show_progress", True),
-    )
+        if llm_loader is None:
+            raise ConfigError("text_encoder: llm needs the run's backbone (llm_loader), and none was handed in.")
+        return CausalLMTextEncoder(llm_loader, f"llm:{config['llm_path']}", batch_size=batch_size,
+                                   show_progress=config["show_progress"])
+    return TextEncoder(name, device=config["feature_device"], batch_size=batch_size,
+                       show_progress=config["show_progress"])
 
 
 def _vision_encoder(config):
-    return VisionEncoder(
-        _get(config, "vision_encoder", "default"), device=_get(config, "feature_device", "auto"),
-        batch_size=_get(config, "feature_batch_size", 64), show_progress=_get(config, "show_progress", True),
-    )
+    return VisionEncoder(config["vision_encoder"], device=config["feature_device"],
+                         batch_size=config["feature_batch_size"], show_progress=config["show_progress"])
 
 
 def _text_features(config, cache, table, path, encoder):
     tokens = table[config["ITEM_ID_FIELD"]].tolist()
-    titles = _item_column(table, path, _get(config, "TITLE_FIELD", "title"), "TITLE_FIELD").str.strip().tolist()
+    titles = item_column(table, path, config["TITLE_FIELD"], "TITLE_FIELD").str.strip().tolist()
     present = np.array([bool(t) for t in titles])
 
     def compute():
@@ -152,43 +92,22 @@ def _text_features(config, cache, table, path, encoder):
     return cache.get_or_compute("text", encoder.identity, fingerprint(tokens, titles), tokens, compute)
 
 
-def image_paths(config, table, path):
-    """Full image paths per .item row (None where no file is named), or None if the dataset has no images."""
-    image_field = _get(config, "IMAGE_FIELD", "image")
-    image_dir = os.path.join(config["data_path"], _get(config, "image_dir", "images"))
-    if image_field not in table.columns:
-        logger.info(f"vision features: {path} has no '{image_field}' column (IMAGE_FIELD); no vision modality.")
-        return None
-    if not os.path.isdir(image_dir):
-        logger.info(f"vision features: no image folder {image_dir} (image_dir); no vision modality.")
-        return None
-    names = table[image_field].str.strip().tolist()
-    return [os.path.join(image_dir, n) if n else None for n in names]
-
-
-def file_signature(path):
-    """(name, size, mtime) of a file, None when it is missing: part of a cache fingerprint."""
-    if path is None or not os.path.isfile(path):
-        return None
-    stat = os.stat(path)
-    return [os.path.basename(path), stat.st_size, stat.st_mtime_ns]
-
-
 def _vision_features(config, cache, table, paths, encoder):
     tokens = table[config["ITEM_ID_FIELD"]].tolist()
     signature = fingerprint(tokens, [file_signature(p) for p in paths])
     return cache.get_or_compute("vision", encoder.identity, signature, tokens, lambda: encoder.encode_files(paths))
 
 
-def _seq_features(config, cache, dataset, train_data):
-    if train_data is None:
-        raise ConfigError("The seq modality needs the run's training data: load_item_features(config, dataset, train_data).")
+def _seq_features(config, cache, dataset, train_data, sequence_encoder):
+    if train_data is None or sequence_encoder is None:
+        raise ConfigError("The seq modality needs the run's training data and its id encoder: "
+                          "load_item_features(config, dataset, train_data, sequence_encoder=...).")
     train_dataset = getattr(train_data, "dataset", train_data)
     iid = dataset.iid_field
     id_tokens = [str(t) for t in dataset.field2id_token[iid]]
     inter = train_dataset.inter_feat
     arrays = [inter[iid].numpy()]
-    list_field = iid + _get(config, "LIST_SUFFIX", "_list")
+    list_field = iid + config["LIST_SUFFIX"]
     if list_field in inter.interaction:
         arrays.append(inter[list_field].numpy())
     settings = sequential_settings(config)
@@ -196,7 +115,7 @@ def _seq_features(config, cache, dataset, train_data):
     signature = fingerprint(id_tokens, *arrays)
 
     def compute():
-        table = train_sequential_embeddings(config, dataset, train_data).numpy()[1:]
+        table = sequence_encoder(dataset, train_data).numpy()[1:]
         return table, np.ones(len(table), dtype=bool)
 
     return cache.get_or_compute("seq", identity, signature, id_tokens[1:], compute)
@@ -217,16 +136,16 @@ def _align(cached, id_tokens):
 
 
 def requested_modalities(config):
-    modalities = _get(config, "modalities", list(MODALITIES))
+    modalities = config["modalities"]
     if isinstance(modalities, str):
         modalities = [modalities]
-    unknown = [m for m in modalities if m not in MODALITIES]
+    unknown = [m for m in modalities or [] if m not in MODALITIES]
     if unknown or not modalities:
         raise ConfigError(f"modalities: {modalities} must be a non-empty subset of {list(MODALITIES)}.")
     return [m for m in MODALITIES if m in modalities]
 
 
-def load_item_features(config, dataset, train_data=None, encoders=None):
+def load_item_features(config, dataset, train_data=None, encoders=None, llm_loader=None, sequence_encoder=None):
     """Cached frozen-encoder features of every item of ``dataset``, aligned with its item ids.
 
     Args:
@@ -235,9 +154,12 @@ def load_item_features(config, dataset, train_data=None, encoders=None):
         train_data: the run's training dataloader, needed by the seq modality.
         encoders: optional ``{"text": encoder, "vision": encoder}`` to use instead of building
             them from the config (same interface as :class:`TextEncoder` / :class:`VisionEncoder`).
+        llm_loader: ``() -> (model, tokenizer)``, the backbone, for ``text_encoder: llm``.
+        sequence_encoder: ``(dataset, train_data) -> float tensor [n_items, d]``, trains the id
+            encoder on the training split (the seq modality; computed only on a cache miss).
 
     Returns:
-        :class:`ItemFeatures`, also attached as ``dataset.item_features``.
+        :class:`ItemFeatures`.
     """
     encoders = dict(encoders or {})
     modalities = requested_modalities(config)
@@ -253,24 +175,24 @@ def load_item_features(config, dataset, train_data=None, encoders=None):
                 f"Item file {item_path} is missing: the text / vision modalities read titles and image "
                 "names from it. Prepare the dataset (dataset/README.md) or set modalities: [seq]."
             )
-        _item_column(table, item_path, config["ITEM_ID_FIELD"], "ITEM_ID_FIELD")
+        item_column(table, item_path, config["ITEM_ID_FIELD"], "ITEM_ID_FIELD")
         table = table.drop_duplicates(subset=config["ITEM_ID_FIELD"], keep="first").reset_index(drop=True)
 
     for modality in modalities:
         if modality == "text":
-            cached = _text_features(config, cache, table, item_path, encoders.get("text") or _text_encoder(config))
+            encoder = encoders.get("text") or _text_encoder(config, llm_loader)
+            cached = _text_features(config, cache, table, item_path, encoder)
         elif modality == "vision":
             paths = image_paths(config, table, item_path)
             if paths is None:
                 continue
             cached = _vision_features(config, cache, table, paths, encoders.get("vision") or _vision_encoder(config))
         else:
-            cached = _seq_features(config, cache, dataset, train_data)
+            cached = _seq_features(config, cache, dataset, train_data, sequence_encoder)
         tensor, mask = _align(cached, id_tokens)
         features.tensors[modality], features.masks[modality] = tensor, mask
         features.dims[modality] = int(tensor.shape[1])
         logger.info(
             f"{modality} features: {int(mask.sum())} of {len(id_tokens) - 1} items present, dim {tensor.shape[1]}"
         )
-    dataset.item_features = features
     return features

@@ -35,12 +35,12 @@ def sequential_settings(config):
     """The settings that determine the SASRec embeddings (part of the cache key)."""
     return {
         "model": "SASRec",
-        "epochs": int(config["seq_encoder_epochs"] if config["seq_encoder_epochs"] is not None else 100),
-        "hidden_size": int(config["seq_encoder_hidden"] or 64),
-        "batch_size": int(config["seq_encoder_batch_size"] or 2048),
-        "learning_rate": float(config["seq_encoder_lr"] or 0.001),
-        "seed": int(config["seed"] if config["seed"] is not None else 2020),
-        "max_len": int(config["MAX_ITEM_LIST_LENGTH"] or 50),
+        "epochs": int(config["seq_encoder_epochs"]),
+        "hidden_size": int(config["seq_encoder_hidden"]),
+        "batch_size": int(config["seq_encoder_batch_size"]),
+        "learning_rate": float(config["seq_encoder_lr"]),
+        "seed": int(config["seed"]),
+        "max_len": int(config["MAX_ITEM_LIST_LENGTH"]),
     }
 
 
@@ -59,10 +59,12 @@ def forked_rng():
             torch.cuda.set_rng_state_all(cuda_states)
 
 
-def sasrec_config(config):
-    """A RecBole config for SASRec with the run's data settings and the seq_encoder_* keys."""
-    from recbole_speeder.config import Config
+def sasrec_overrides(config):
+    """The properties of the SASRec sub-run: the run's data settings and the seq_encoder_* keys.
 
+    The run builds its configuration (``Config(model="SASRec", ..., config_dict=...)``) and
+    hands it to :func:`train_sequential_embeddings` with a trainer class.
+    """
     settings = sequential_settings(config)
     data_home = config["data_home"] or os.path.dirname(os.path.normpath(config["data_path"]))
     overrides = {key: config[key] for key in _INHERITED_KEYS if config[key] is not None}
@@ -78,17 +80,18 @@ def sasrec_config(config):
         eval_step=0,
         stopping_step=settings["epochs"] + 1,
     )
-    return Config(model="SASRec", dataset=config["dataset"], config_dict=overrides)
+    return overrides
 
 
-def train_sequential_embeddings(config, dataset, train_data):
+def train_sequential_embeddings(sub_config, dataset, train_data, trainer_class):
     """Train RecBole's SASRec on the run's training split; return its item embeddings.
 
     Args:
-        config: the run's config (reads ``seq_encoder_*``, ``seed`` and the field names).
+        sub_config: the SASRec configuration (a RecBole config built from :func:`sasrec_overrides`).
         dataset: the run's full dataset (only its item count is used).
         train_data: the run's training dataloader (or the training dataset itself); only
             its dataset -- the training split -- is read, through a new shuffled loader.
+        trainer_class: the RecBole trainer class to fit SASRec with.
 
     Returns:
         float32 tensor [n_items, seq_encoder_hidden], row i = internal item id i (row 0: [PAD]).
@@ -97,17 +100,14 @@ def train_sequential_embeddings(config, dataset, train_data):
     from recbole.model.sequential_recommender import SASRec
     from recbole.utils import init_seed, set_color
 
-    from recbole_speeder.utils import get_trainer
-
     train_dataset = getattr(train_data, "dataset", train_data)
-    sub_config = sasrec_config(config)
     with forked_rng():
         init_seed(sub_config["seed"], sub_config["reproducibility"])
         loader = TrainDataLoader(sub_config, train_dataset, None, shuffle=True)
         model = SASRec(sub_config, train_dataset).to(sub_config["device"])
         if model.n_items != dataset.item_num:
             raise ValueError(f"SASRec sees {model.n_items} items, the dataset {dataset.item_num}")
-        trainer = get_trainer(sub_config["MODEL_TYPE"], "SASRec")(sub_config, model)
+        trainer = trainer_class(sub_config, model)
         logger.info(
             set_color("seq features", "green")
             + f": training SASRec (hidden {sub_config['hidden_size']}, {sub_config['epochs']} epochs) "

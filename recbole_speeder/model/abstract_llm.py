@@ -1,5 +1,11 @@
 """What every LLM-driven sequential recommender of the plugin shares.
 
+The backbone (``llm_path``, ``llm_dtype``, ``llm_tokenizer``) is loaded frozen and, for the
+fine-tuned models, wrapped with LoRA adapters (``lora_*``; paper section 2.5) by
+:meth:`LLMSequentialRecommender.load_llm`; those keys live in ``properties/llm.yaml``, which
+every LLM model reads. A model lists the side information it reads from the dataset in
+``side_info`` (:mod:`recbole_speeder.data.dataset`).
+
 An LLM recommender cannot score thousands of items per sequence; it is trained and scored on
 candidate sets (paper, section 3.1):
 
@@ -8,7 +14,7 @@ candidate sets (paper, section 3.1):
   ``init_seed``, so the same seed gives the same sets);
 - evaluation: ``candidate_scores(interaction, candidates)`` on the stored sets of
   :mod:`recbole_speeder.data.candidates`, returning a
-  :class:`~recbole_speeder.trainer.candidate_eval.CandidateScores`.
+  :class:`~recbole_speeder.evaluation.candidate_eval.CandidateScores`.
 
 The last ``history_len`` items of the RecBole history are shown to the LLM.
 """
@@ -18,13 +24,27 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
 from recbole_speeder.errors import ConfigError
+from recbole_speeder.llm.backbone import apply_lora, load_backbone
+
+
+def setting(config, key, minimum=None, kind=int):
+    """``config[key]`` as ``kind``; a ConfigError names the key when it is not one or is below ``minimum``."""
+    try:
+        value = kind(config[key])
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be a{'n integer' if kind is int else ' number'} (got {config[key]!r}).") from None
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{key} must be at least {minimum} (got {value}).")
+    return value
 
 
 class LLMSequentialRecommender(SequentialRecommender):
-    """Base of the LLM recommenders: history cut, training candidates, no full ranking."""
+    """Base of the LLM recommenders: backbone + LoRA, history cut, training candidates, no full ranking."""
 
     input_type = InputType.POINTWISE
     candidate_only = True  # scored on candidate sets only; no RecBole full-ranking metrics
+    side_info = ()  # what the model reads from the dataset (names of data.dataset.SIDE_INFO)
+    property_files = ("llm.yaml",)  # read by Config before properties/model/<Model>.yaml
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -36,6 +56,21 @@ class LLMSequentialRecommender(SequentialRecommender):
             raise ConfigError(
                 f"candidate_num={self.num_candidates} needs at least that many items; the dataset has {self.n_items - 1}."
             )
+
+    def load_llm(self, config, lora=True):
+        """(backbone, tokenizer): the LLM frozen, with trainable LoRA adapters when ``lora``."""
+        llm, tokenizer = load_backbone(config["llm_path"], dtype=config["llm_dtype"], device=config["device"],
+                                       tokenizer=config["llm_tokenizer"])
+        for p in llm.parameters():
+            p.requires_grad_(False)
+        if lora:
+            llm = apply_lora(llm, r=config["lora_r"], alpha=config["lora_alpha"], dropout=config["lora_dropout"],
+                             target_modules=config["lora_target_modules"])
+        return llm, tokenizer
+
+    def dataset_side_info(self, dataset, name):
+        """Side information ``name`` of the dataset (one of this model's ``side_info``)."""
+        return dataset.side_info(name, type(self).__name__)
 
     def optimizer_groups(self):
         """Trainable weights as optimizer parameter groups; one group at the trainer's

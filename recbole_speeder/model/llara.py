@@ -6,7 +6,7 @@ Reference:
 
 Hybrid item representation: every history item and candidate is written as its title
 followed by one placeholder token whose input embedding is the item's SASRec embedding
-(``dataset.item_features`` 'seq' modality, trained on the run's training split) mapped to
+(the ``item_features`` side information, 'seq' modality, trained on the run's training split) mapped to
 the LLM width by a small MLP projector (Linear, GELU, Linear). The answer is the chosen
 candidate's title (:mod:`recbole_speeder.model.title_llm`): LoRA + projector are trained
 with cross-entropy on the answer tokens; evaluation generates a title and matches it
@@ -31,20 +31,20 @@ from recbole_speeder.model.title_llm import TitleLLMRecommender
 class LLaRA(TitleLLMRecommender):
     """Titles + projected SASRec embeddings in the prompt, title answers, curriculum."""
 
-    needs_item_features = True
     fine_tuned = True
+    side_info = ("item_titles", "item_features")
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        features = getattr(dataset, "item_features", None)
-        if features is None or "seq" not in features.modalities:
+        features = self.dataset_side_info(dataset, "item_features")
+        if "seq" not in features.modalities:
             raise ConfigError("LLaRA needs the seq item features (SASRec embeddings): set modalities: [seq].")
         self.register_buffer("feature_seq", features.tensors["seq"].float(), persistent=False)
         hidden = self.llm.get_input_embeddings().embedding_dim
         self.projector = nn.Sequential(
             nn.Linear(features.dims["seq"], hidden), nn.GELU(), nn.Linear(hidden, hidden)
         ).to(self.feature_seq.device)
-        self.curriculum_ratio = float(config["curriculum_ratio"] if config["curriculum_ratio"] is not None else 1.0)
+        self.curriculum_ratio = float(config["curriculum_ratio"])
         if not 0.0 <= self.curriculum_ratio <= 1.0:
             raise ConfigError(f"curriculum_ratio must lie in [0, 1] (got {self.curriculum_ratio}).")
         self.curriculum_step = 0

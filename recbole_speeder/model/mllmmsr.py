@@ -8,15 +8,16 @@ Reference:
 MLLM-MSR on the plugin's backbone, candidate sets and metrics, in three steps:
 
 1. item summaries (section 3.2): each item image turned into words and joined with the
-   title (:mod:`recbole_speeder.features.image_summary`; ``image_summarizer``), cached per item;
+   title (:mod:`recbole_speeder.features.image_summary`; ``image_summarizer``), cached per item
+   and attached to the dataset as its ``item_summaries`` side information;
 2. recurrent user-preference summaries (section 3.3): the history cut into blocks of
    ``summary_block_size`` items, a running summary updated block by block by the *base*
-   backbone (:mod:`recbole_speeder.model.preference_summary`), cached per history prefix;
+   backbone (:mod:`recbole_speeder.model.layers.preference_summary`), cached per history prefix;
 3. pointwise supervised fine-tuning with LoRA (section 3.4): the prompt holds the preference
    summary, the latest ``history_len`` titles and *one* candidate
-   (:mod:`recbole_speeder.model.preference_prompt`); the answer is yes (the true next item) or
+   (:mod:`recbole_speeder.prompts.preference`); the answer is yes (the true next item) or
    no (``negatives_per_positive`` items from the training candidates); the loss is the
-   cross-entropy over the two answer tokens (:mod:`recbole_speeder.model.yes_no_answer`).
+   cross-entropy over the two answer tokens (:mod:`recbole_speeder.llm.answers`).
 
 Evaluation scores each of the shared candidates with p = p(yes) / (p(yes) + p(no)) and ranks
 them (ValidRatio 1, like constrained decoding), one prompt per (sequence, candidate). Summaries
@@ -30,70 +31,47 @@ import os
 import torch
 
 from recbole_speeder.errors import ConfigError
-from recbole_speeder.features.image_summary import item_summaries
+from recbole_speeder.evaluation.candidate_eval import CandidateScores
 from recbole_speeder.features.text import folder_signature
-from recbole_speeder.model.abstract_llm import LLMSequentialRecommender
-from recbole_speeder.model.backbone import apply_lora, load_backbone
-from recbole_speeder.model.preference_prompt import DEFAULT_PREFERENCE_PROMPT, PreferencePrompt
-from recbole_speeder.model.preference_summary import PreferenceSummarizer
-from recbole_speeder.model.title_prompt import item_titles
-from recbole_speeder.model.yes_no_answer import yes_log_odds, yes_no_logits, yes_no_loss
-from recbole_speeder.trainer.candidate_eval import CandidateScores
-
-
-def _setting(config, key, default, minimum=None, kind=int):
-    """``config[key]`` as ``kind`` (``default`` when unset), ConfigError when invalid."""
-    value = config[key]
-    if value is None:
-        value = default
-    try:
-        value = kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key} must be a{'n integer' if kind is int else ' number'} (got {config[key]!r}).") from None
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{key} must be at least {minimum} (got {value}).")
-    return value
+from recbole_speeder.llm.answers import yes_log_odds, yes_no_logits, yes_no_loss
+from recbole_speeder.model.abstract_llm import LLMSequentialRecommender, setting
+from recbole_speeder.model.layers.preference_summary import PreferenceSummarizer
+from recbole_speeder.prompts.preference import PreferencePrompt
 
 
 class MLLMMSR(LLMSequentialRecommender):
     """Item summaries + recurrent preference summaries + pointwise yes/no LoRA fine-tuning."""
 
+    side_info = ("item_titles", "item_summaries")
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        self.negatives = _setting(config, "negatives_per_positive", 1, minimum=1)
+        self.negatives = setting(config, "negatives_per_positive", minimum=1)
         if self.negatives > self.num_candidates - 1:
             raise ConfigError(f"negatives_per_positive={self.negatives} exceeds the candidate_num - 1 = "
                               f"{self.num_candidates - 1} negatives drawn per training sequence.")
-        block_size = _setting(config, "summary_block_size", 5, minimum=1)
-        self.summary_history_len = _setting(config, "summary_history_len", self.max_seq_length, minimum=1)
+        block_size = setting(config, "summary_block_size", minimum=1)
+        self.summary_history_len = (self.max_seq_length if config["summary_history_len"] is None
+                                    else setting(config, "summary_history_len", minimum=1))
 
-        llm, tokenizer = load_backbone(config["llm_path"], dtype=config["llm_dtype"], device=config["device"])
-        for p in llm.parameters():
-            p.requires_grad_(False)
-        backbone = {"name": str(config["llm_path"] or "default"), "loaded_from": str(llm.config.name_or_path),
-                    "files": folder_signature(str(llm.config.name_or_path)), "dtype": str(llm.dtype)}
-        self.llm = apply_lora(llm, r=config["lora_r"], alpha=config["lora_alpha"], dropout=config["lora_dropout"],
-                              target_modules=config["lora_target_modules"])
-        self.tokenizer = tokenizer
-
-        titles = item_titles(config, dataset)
-        summaries, self.items_with_image_words = item_summaries(config, dataset, titles)
-        separator = "; " if config["item_separator"] is None else config["item_separator"]
+        self.llm, self.tokenizer = self.load_llm(config)
+        base = self.llm.get_base_model()
+        backbone = {"name": str(config["llm_path"]), "loaded_from": str(base.config.name_or_path),
+                    "files": folder_signature(str(base.config.name_or_path)), "dtype": str(base.dtype)}
         self.prompt = PreferencePrompt(
-            tokenizer, titles, summaries, prompt_template=config["prompt_template"] or DEFAULT_PREFERENCE_PROMPT,
-            item_separator=separator, use_chat_template=config["use_chat_template"],
-            title_max_tokens=_setting(config, "title_max_tokens", 24, minimum=1),
-            item_summary_max_tokens=_setting(config, "item_summary_max_tokens", 48, minimum=1),
-            answer_yes=" Yes" if config["answer_yes"] is None else config["answer_yes"],
-            answer_no=" No" if config["answer_no"] is None else config["answer_no"],
+            self.tokenizer, self.dataset_side_info(dataset, "item_titles"),
+            self.dataset_side_info(dataset, "item_summaries"), prompt_template=config["prompt_template"],
+            item_separator=config["item_separator"], use_chat_template=config["use_chat_template"],
+            title_max_tokens=setting(config, "title_max_tokens", minimum=1),
+            item_summary_max_tokens=setting(config, "item_summary_max_tokens", minimum=1),
+            answer_yes=config["answer_yes"], answer_no=config["answer_no"],
         )
         self.summarizer = PreferenceSummarizer(
-            self.llm, tokenizer, self.prompt.summary_text, dataset.field2id_token[dataset.iid_field],
+            self.llm, self.tokenizer, self.prompt.summary_text, dataset.field2id_token[dataset.iid_field],
             os.path.join(config["data_path"], "features"), backbone, block_size=block_size,
-            max_new_tokens=_setting(config, "summary_max_new_tokens", 48, minimum=1),
-            template=config["summary_template"],
-            use_chat_template=True if config["summary_use_chat_template"] is None else config["summary_use_chat_template"],
-            item_separator=separator, batch_size=_setting(config, "summary_batch_size", 32, minimum=1),
+            max_new_tokens=setting(config, "summary_max_new_tokens", minimum=1),
+            template=config["summary_template"], use_chat_template=config["summary_use_chat_template"],
+            item_separator=config["item_separator"], batch_size=setting(config, "summary_batch_size", minimum=1),
         )
 
     # -- inputs ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ causal LLM with LoRA -> logits of the answer token only -> the candidate's index
 Training mixes the recommendation task with the positional proxy task PPT (eqs 13-14); the
 loss is cross-entropy on the answer token (eq 19). The three MPO stages (section 2.5) are
 run by :class:`~recbole_speeder.trainer.speeder_trainer.SpeederTrainer` through
-:meth:`Speeder.set_stage`.
+:meth:`Speeder.set_stage`, after the table of :mod:`~recbole_speeder.model.layers.mpo`.
 """
 
 import logging
@@ -21,70 +21,47 @@ import numpy as np
 import torch
 
 from recbole_speeder.errors import ConfigError
+from recbole_speeder.evaluation.candidate_eval import CandidateScores
+from recbole_speeder.llm.answers import label_answer_loss, label_scores, pair_logits, parse_label_answer
+from recbole_speeder.llm.decoding import answer_logits, generate_answers
 from recbole_speeder.model.abstract_llm import LLMSequentialRecommender
-from recbole_speeder.model.backbone import apply_lora, load_backbone
-from recbole_speeder.model.mrc import ITEM_VECTOR_NORMS, MRC, rescale_to_norm
-from recbole_speeder.model.prompt import (
-    HybridPrompt,
-    answer_logits,
-    answer_loss,
-    build_inputs_embeds,
-    constrained_scores,
-    generate_answers,
-    parse_answer,
-)
-from recbole_speeder.model.spae import PositionPrompts, sample_ppt
-from recbole_speeder.model.yes_no_answer import pair_logits
-from recbole_speeder.trainer.candidate_eval import CandidateScores
+from recbole_speeder.model.layers.mpo import STAGE_MODALITIES, STAGE_PARTS
+from recbole_speeder.model.layers.mrc import ITEM_VECTOR_NORMS, MRC, rescale_to_norm
+from recbole_speeder.model.layers.spae import PositionPrompts, sample_ppt
+from recbole_speeder.prompts.base import build_inputs_embeds
+from recbole_speeder.prompts.hybrid import HybridPrompt
 
 logger = logging.getLogger(__name__)
-
-# MPO (section 2.5): modalities fed and MRC parts trained per stage; LoRA and PPL train in all.
-STAGE_MODALITIES = {1: ("text",), 2: ("text", "vision"), 3: ("text", "vision", "seq")}
-STAGE_PARTS = {
-    1: {"T-FFN", "A_t", "A_f"},
-    2: {"T-FFN", "V-FFN", "MM-FFN", "A_t", "A_v", "A_v_tan", "A_f", "attention", "norms", "missing"},
-    3: {"T-FFN", "V-FFN", "S-FFN", "MM-FFN", "A_t", "A_v", "A_s", "A_v_tan", "A_s_tan", "A_f",
-        "attention", "norms", "missing"},
-}
 
 
 class Speeder(LLMSequentialRecommender):
     """Speeder: MRC-fused item vectors in a hybrid prompt, SPAE (PPL + PPT), one-token answers."""
 
-    needs_item_features = True
+    side_info = ("item_features",)
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        features = getattr(dataset, "item_features", None)
-        if features is None or not features.modalities:
+        features = self.dataset_side_info(dataset, "item_features")
+        if not features.modalities:
             raise ConfigError("Speeder needs item features (modalities: text / vision / seq); none were loaded.")
         self.feature_modalities = features.modalities
         for m in self.feature_modalities:
             self.register_buffer(f"feature_{m}", features.tensors[m].float(), persistent=False)
             self.register_buffer(f"mask_{m}", features.masks[m].bool(), persistent=False)
-        norm = config["item_vector_norm"]
-        self.item_vector_norm = "none" if norm is None else norm
+        self.item_vector_norm = config["item_vector_norm"]
         if self.item_vector_norm not in ITEM_VECTOR_NORMS:
             raise ConfigError(f"item_vector_norm: '{self.item_vector_norm}' is not one of "
                               f"{', '.join(ITEM_VECTOR_NORMS)}.")
 
-        llm, tokenizer = load_backbone(config["llm_path"], dtype=config["llm_dtype"], device=config["device"])
-        for p in llm.parameters():
-            p.requires_grad_(False)
+        self.llm, self.tokenizer = self.load_llm(config)
         if self.item_vector_norm == "token":  # mean L2 norm of the token-embedding rows
-            weight = llm.get_input_embeddings().weight.detach()
+            weight = self.llm.get_input_embeddings().weight.detach()
             self.register_buffer("token_norm", weight.float().norm(dim=1).mean(), persistent=False)
-        self.llm = apply_lora(
-            llm, r=config["lora_r"], alpha=config["lora_alpha"], dropout=config["lora_dropout"],
-            target_modules=config["lora_target_modules"],
-        )
-        self.tokenizer = tokenizer
-        hidden = llm.config.hidden_size
+        hidden = self.llm.get_input_embeddings().embedding_dim
         self.mrc = MRC.from_config(config, features.dims, hidden)
         self.ppl = PositionPrompts(self.history_len, hidden, enabled=bool(config["use_ppl"]))
         self.prompt = HybridPrompt(
-            tokenizer,
+            self.tokenizer,
             prompt_template=config["prompt_template"],
             history_item_template=config["history_item_template"],
             candidate_item_template=config["candidate_item_template"],
@@ -210,7 +187,7 @@ class Speeder(LLMSequentialRecommender):
             predicted = torch.where(pair == 0, self.prompt.yes_id, self.prompt.no_id)
             self._ppt_counts["correct"] += int((predicted == ppt_target).sum())
             self._ppt_counts["total"] += len(ppt_target)
-        return answer_loss(logits, targets)
+        return label_answer_loss(logits, targets)
 
     def valid_epoch_report(self):
         """PPT accuracy and skipped sequences since the last report (the paper's Figure 5)."""
@@ -226,11 +203,11 @@ class Speeder(LLMSequentialRecommender):
         histories = self.recent_history(interaction)
         logits, batch, embeds = self._logits(self.prompt.build(histories, candidates))
         if self.eval_mode == "constrained":
-            scores = constrained_scores(logits, self.label_ids).float()
+            scores = label_scores(logits, self.label_ids).float()
             return CandidateScores(scores, torch.ones(len(histories), dtype=torch.bool, device=scores.device), True)
         texts = generate_answers(self.llm, self.tokenizer, embeds, batch.attention_mask, self.max_new_tokens)
         labels = self.prompt.candidate_labels(self.num_candidates)
-        chosen = [parse_answer(text, self.num_candidates, labels) for text in texts]
+        chosen = [parse_label_answer(text, self.num_candidates, labels) for text in texts]
         scores = torch.zeros(len(chosen), self.num_candidates, device=candidates.device)
         for row, choice in enumerate(chosen):
             if choice is not None:

@@ -2,8 +2,8 @@
 
 Same backbone, LoRA, candidate sets and protocol as Speeder
 (:class:`~recbole_speeder.model.abstract_llm.LLMSequentialRecommender`); what differs is the
-prompt (item titles, :mod:`~recbole_speeder.model.title_prompt`) and the answer: the chosen
-candidate's title (:mod:`~recbole_speeder.model.title_answer`).
+prompt (item titles, :mod:`~recbole_speeder.prompts.title`) and the answer: the chosen
+candidate's title (:mod:`~recbole_speeder.llm.answers`).
 
 - training: next-token cross-entropy on the answer title + end of sequence (teacher
   forcing, LM head on the answer positions only);
@@ -20,41 +20,35 @@ Subclasses set ``fine_tuned`` (LoRA or none) and may override :meth:`hybrid_rows
 import torch
 
 from recbole_speeder.errors import ConfigError
+from recbole_speeder.evaluation.candidate_eval import CandidateScores
+from recbole_speeder.llm.answers import match_title, title_answer_loss, title_scores
+from recbole_speeder.llm.decoding import generate_answers
 from recbole_speeder.model.abstract_llm import LLMSequentialRecommender
-from recbole_speeder.model.backbone import apply_lora, load_backbone
-from recbole_speeder.model.prompt import build_inputs_embeds, generate_answers
-from recbole_speeder.model.title_answer import answer_loss, match_title, title_scores
-from recbole_speeder.model.title_prompt import TitlePrompt, item_titles
-from recbole_speeder.trainer.candidate_eval import CandidateScores
+from recbole_speeder.prompts.base import build_inputs_embeds
+from recbole_speeder.prompts.title import TitlePrompt
 
 
 class TitleLLMRecommender(LLMSequentialRecommender):
     """Base of the LLM baselines whose answer is a candidate title (see the module doc)."""
 
     fine_tuned = True  # LoRA adapters on the backbone
+    side_info = ("item_titles",)
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        llm, tokenizer = load_backbone(config["llm_path"], dtype=config["llm_dtype"], device=config["device"])
-        for p in llm.parameters():
-            p.requires_grad_(False)
-        if self.fine_tuned:
-            llm = apply_lora(llm, r=config["lora_r"], alpha=config["lora_alpha"], dropout=config["lora_dropout"],
-                             target_modules=config["lora_target_modules"])
-        self.llm = llm
-        self.tokenizer = tokenizer
+        self.llm, self.tokenizer = self.load_llm(config, lora=self.fine_tuned)
         self.prompt = TitlePrompt(
-            tokenizer, item_titles(config, dataset), prompt_template=config["prompt_template"],
+            self.tokenizer, self.dataset_side_info(dataset, "item_titles"), prompt_template=config["prompt_template"],
             item_separator=config["item_separator"], use_chat_template=config["use_chat_template"],
-            title_max_tokens=config["title_max_tokens"] or 24,
+            title_max_tokens=config["title_max_tokens"],
         )
-        self.eval_mode = config["eval_mode"] or "generate"
+        self.eval_mode = config["eval_mode"]
         if self.eval_mode not in ("constrained", "generate"):
             raise ConfigError(f"eval_mode must be generate or constrained (got '{self.eval_mode}').")
-        self.title_score = config["title_score"] or "mean"
+        self.title_score = config["title_score"]
         if self.title_score not in ("mean", "sum"):
             raise ConfigError(f"title_score must be mean or sum (got '{self.title_score}').")
-        self.max_new_tokens = int(config["generation_max_new_tokens"] or 24)
+        self.max_new_tokens = int(config["generation_max_new_tokens"])
 
     # -- hooks for hybrid prompts (LLaRA) -------------------------------------------------
     def hybrid_rows(self, size):
@@ -81,7 +75,7 @@ class TitleLLMRecommender(LLMSequentialRecommender):
         targets = candidates.gather(1, target_pos[:, None]).squeeze(1).tolist()
         batch, labels = self.prompt.build(histories, candidates, self.hybrid_rows(len(histories)), answers=targets)
         embeds, batch = self.embed(batch)
-        return answer_loss(self.llm, embeds, batch.attention_mask, labels.to(embeds.device))
+        return title_answer_loss(self.llm, embeds, batch.attention_mask, labels.to(embeds.device))
 
     # -- evaluation -----------------------------------------------------------------------
     @torch.no_grad()

@@ -4,17 +4,16 @@ Differences from RecBole's ``Trainer`` (whose ``fit`` loop, early stopping and l
 kept):
 
 - validation and test score the stored candidate sets (:mod:`recbole_speeder.data.candidates`)
-  with :class:`~recbole_speeder.trainer.candidate_eval.CandidateEvaluator`; early stopping
+  with :class:`~recbole_speeder.evaluation.candidate_eval.CandidateEvaluator`; early stopping
   follows ``valid_metric`` among them (default ``vhr@1``);
 - only parameters with ``requires_grad`` are optimised, in the model's ``optimizer_groups``
   (Speeder's MRC and PPL may take ``plugin_learning_rate``); the learning rate warms up linearly
   from lr/100 over ``warmup_ratio`` of the steps, then decays with a cosine (paper, section 2.5)
   or, with ``lr_schedule: constant``, stays;
 - ``steps_per_epoch`` caps the batches of an epoch (random batches, the loader shuffles);
-- a checkpoint is a folder ``saved/<Model>-<time>-<6 random hex digits>``: ``adapter/`` (peft's
-  LoRA format), ``plugin.safetensors`` (every other trainable weight of the plugin),
-  ``trainer_state.pt`` (epoch, optimizer, scheduler; loads with ``weights_only=True``), written
-  into a temporary folder and renamed into place;
+- a checkpoint is a folder ``saved/<Model>-<time>-<6 random hex digits>``
+  (:mod:`~recbole_speeder.trainer.checkpoint`: LoRA adapters in peft's format, the plugin's
+  own weights, the trainer state), written atomically and loaded strictly;
 - under ``accelerate launch`` / ``torchrun`` (``WORLD_SIZE`` > 1) training batches are sharded,
   the loss runs in DDP, evaluation is sharded and gathered, and only process 0 writes
   checkpoints (:mod:`recbole_speeder.trainer.distributed`); one process changes nothing.
@@ -23,17 +22,15 @@ kept):
 import itertools
 import math
 import os
-import shutil
-import tempfile
 
 import torch
 from recbole.trainer import Trainer
 from recbole.utils import set_color
-from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from recbole_speeder.compat import to_plain
 from recbole_speeder.errors import ConfigError
+from recbole_speeder.trainer.checkpoint import is_checkpoint, load_trainable, read_trainer_state, write_checkpoint
 from recbole_speeder.trainer.distributed import context_for
 from recbole_speeder.trainer.timing import TrainTimeMixin
 
@@ -72,12 +69,12 @@ class _LLMTrainerCore(Trainer):
         # name the same folder: process 0's.
         unique = f"{self.saved_model_file[: -len('.pth')]}-{os.urandom(3).hex()}"
         self.saved_model_file = self.dist.broadcast_object(unique)
-        self.valid_metric = (config["valid_metric"] or "vhr@1").lower()
+        self.valid_metric = config["valid_metric"].lower()
         self.valid_metric_bigger = True
         self.best_valid_score = -math.inf
         self.steps_per_epoch = config["steps_per_epoch"]
-        self.warmup_ratio = float(config["warmup_ratio"] or 0.0)
-        self.lr_schedule = config["lr_schedule"] or "cosine"
+        self.warmup_ratio = float(config["warmup_ratio"])
+        self.lr_schedule = config["lr_schedule"]
         warmup_schedule(1, self.warmup_ratio, self.lr_schedule)  # a bad name fails before training
         self.evaluator = self.dist.candidate_evaluator(config)
         self.candidate_sets = {}
@@ -158,29 +155,16 @@ class _LLMTrainerCore(Trainer):
 
     def _write_checkpoint(self, epoch, verbose=True, **kwargs):
         folder = kwargs.pop("saved_model_file", self.saved_model_file)
-        parent = os.path.dirname(os.path.abspath(folder))
-        os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-ckpt-")
-        try:
-            save_trainable(self.model, tmp)
-            state = {
-                "config": {"model": self.config["model"], "dataset": self.config["dataset"]},
-                "epoch": int(epoch),
-                "cur_step": int(self.cur_step),
-                "best_valid_score": float(self.best_valid_score),
-                "optimizer": to_plain(self.optimizer.state_dict()),
-                "scheduler": to_plain(self.scheduler.state_dict()) if self.scheduler else None,
-                **self._extra_state(),
-            }
-            torch.save(state, os.path.join(tmp, "trainer_state.pt"))
-            old = folder + ".old"
-            if os.path.isdir(folder):
-                os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        state = {
+            "config": {"model": self.config["model"], "dataset": self.config["dataset"]},
+            "epoch": int(epoch),
+            "cur_step": int(self.cur_step),
+            "best_valid_score": float(self.best_valid_score),
+            "optimizer": to_plain(self.optimizer.state_dict()),
+            "scheduler": to_plain(self.scheduler.state_dict()) if self.scheduler else None,
+            **self._extra_state(),
+        }
+        write_checkpoint(folder, self.model, state)
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {folder}")
 
@@ -188,7 +172,7 @@ class _LLMTrainerCore(Trainer):
         return {}
 
     def load_weights(self, folder):
-        if not os.path.isfile(os.path.join(folder, "trainer_state.pt")):
+        if not is_checkpoint(folder):
             raise ConfigError(f"'{folder}' is not a checkpoint folder of {self.config['model']} (no trainer_state.pt).")
         load_trainable(self.model, folder)
         self.logger.info(f"Loading model parameters from {folder}")
@@ -196,7 +180,7 @@ class _LLMTrainerCore(Trainer):
     def resume_checkpoint(self, resume_file):
         folder = str(resume_file)
         self.load_weights(folder)
-        state = torch.load(os.path.join(folder, "trainer_state.pt"), map_location=self.device, weights_only=True)
+        state = read_trainer_state(folder, self.device)
         self.saved_model_file = folder
         self.start_epoch = state["epoch"] + 1
         self.cur_step = state["cur_step"]
@@ -214,33 +198,3 @@ class _LLMTrainerCore(Trainer):
 
 class LLMTrainer(TrainTimeMixin, _LLMTrainerCore):
     """RecBole trainer for models that set ``candidate_only = True`` (see the module doc)."""
-
-
-def save_trainable(model, folder, llm_attr="llm"):
-    """Write ``adapter/`` (peft's LoRA format; absent without LoRA) and ``plugin.safetensors``
-    (every parameter and buffer of the model outside the LLM) into ``folder``."""
-    from peft import PeftModel
-
-    llm = getattr(model, llm_attr)
-    if isinstance(llm, PeftModel):
-        llm.save_pretrained(os.path.join(folder, "adapter"))
-    plugin = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if not k.startswith(llm_attr + ".")}
-    save_file(plugin, os.path.join(folder, "plugin.safetensors"))
-
-
-def load_trainable(model, folder, llm_attr="llm"):
-    """Inverse of :func:`save_trainable` (strict on the plugin's own weights)."""
-    from peft import PeftModel, set_peft_model_state_dict
-
-    llm = getattr(model, llm_attr)
-    if isinstance(llm, PeftModel):
-        adapter = os.path.join(folder, "adapter", "adapter_model.safetensors")
-        set_peft_model_state_dict(llm, load_file(adapter, device=str(next(llm.parameters()).device)))
-    plugin = load_file(os.path.join(folder, "plugin.safetensors"))
-    own = {k for k in model.state_dict() if not k.startswith(llm_attr + ".")}
-    if set(plugin) != own:
-        missing, unexpected = own - set(plugin), set(plugin) - own
-        raise ConfigError(
-            f"Checkpoint {folder} does not match the model: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}."
-        )
-    model.load_state_dict(plugin, strict=False)

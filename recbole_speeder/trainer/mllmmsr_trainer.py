@@ -1,6 +1,6 @@
 """Trainer of MLLM-MSR: :class:`LLMTrainer` with the preference-summary cost kept apart.
 
-MLLM-MSR's preference summaries (:mod:`recbole_speeder.model.preference_summary`) are made
+MLLM-MSR's preference summaries (:mod:`recbole_speeder.model.layers.preference_summary`) are made
 by the base backbone on first need and cached. This trainer
 
 - summarises ahead in training: the histories of the next ``summary_batch_size /

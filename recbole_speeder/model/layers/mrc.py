@@ -14,7 +14,8 @@ One fused vector e_mm per item, at the LLM's hidden width, from its frozen modal
    MM-FFN. Each sub-layer is residual + LayerNorm (post-norm, eqs 7-9).
 3. average pooling over the tokens and the output adapter ``A_f`` (d_f -> LLM width, eq 10).
 
-Named parts (for MPO, section 2.5), each parameter belongs to exactly one:
+Named parts (MPO, section 2.5, trains them stage by stage: :mod:`~recbole_speeder.model.layers.mpo`),
+each parameter belongs to exactly one:
 
 =========== ==========================================================================
 'A_t'       ``adapters.text``   (Linear d_text -> d_f)
@@ -48,13 +49,6 @@ _ADAPTER_PART = {"text": "A_t", "vision": "A_v", "seq": "A_s"}
 _GATE_PART = {"vision": "A_v_tan", "seq": "A_s_tan"}
 _EXPERT_PART = {"text": "T-FFN", "vision": "V-FFN", "seq": "S-FFN"}
 
-# MPO (section 2.5): trainable MRC parts and input modalities of each stage.
-MPO_STAGE_PARTS = {
-    1: ("T-FFN", "A_t", "A_f"),
-    2: tuple(p for p in PART_NAMES if p not in ("S-FFN", "A_s", "A_s_tan")),
-    3: PART_NAMES,
-}
-MPO_STAGE_MODALITIES = {1: ("text",), 2: ("text", "vision"), 3: ("text", "vision", "seq")}
 GATES = ("tanh", "relu", "none")
 ITEM_VECTOR_NORMS = ("none", "token")
 
@@ -191,14 +185,9 @@ class MRC(nn.Module):
     @classmethod
     def from_config(cls, config, dims, out_dim):
         """Build from the ``mome_*`` / ``gate`` keys of ``properties/mrc.yaml``."""
-
-        def get(key, default):
-            value = config[key]
-            return default if value is None else value
-
         return cls(
-            dims, out_dim, d_f=int(get("mome_dim", 256)), l1=int(get("mome_l1", 1)), l2=int(get("mome_l2", 1)),
-            heads=int(get("mome_heads", 4)), dropout=float(get("mome_dropout", 0.1)), gate=get("gate", "tanh"),
+            dims, out_dim, d_f=int(config["mome_dim"]), l1=int(config["mome_l1"]), l2=int(config["mome_l2"]),
+            heads=int(config["mome_heads"]), dropout=float(config["mome_dropout"]), gate=config["gate"],
         )
 
     # ----- parts -----------------------------------------------------------------------
@@ -266,26 +255,3 @@ class MRC(nn.Module):
         """
         tokens, _ = self.forward_tokens(features, masks, modalities)
         return self.out_adapter(tokens.mean(dim=1))
-
-    @torch.no_grad()
-    def fuse_all(self, item_features, modalities=None, batch_size=1024):
-        """Fused vectors of every item [n_items, out_dim] in eval mode (row i = item id i).
-
-        ``item_features`` is a :class:`~recbole_speeder.features.loader.ItemFeatures` (or
-        anything with ``tensors`` and ``masks`` dicts). The caller caches the result.
-        """
-        order = self._order(modalities)
-        device = self.out_adapter.weight.device
-        n_items = item_features.tensors[order[0]].shape[0]
-        was_training = self.training
-        self.eval()
-        try:
-            out = []
-            for start in range(0, n_items, batch_size):
-                rows = slice(start, start + batch_size)
-                features = {m: item_features.tensors[m][rows].to(device) for m in order}
-                masks = {m: item_features.masks[m][rows].to(device) for m in order if m in item_features.masks}
-                out.append(self(features, masks, order))
-        finally:
-            self.train(was_training)
-        return torch.cat(out) if out else torch.zeros(0, self.out_dim, device=device)

@@ -9,8 +9,8 @@ first use. Every other dataset is prepared by ``python dataset/prepare.py`` (see
 import difflib
 import os
 import shutil
-import tempfile
 
+from recbole_speeder.atomic import atomic_folder, atomic_write_bytes
 from recbole_speeder.errors import DataError
 
 EMBEDDED = {"ml-100k": ("ml-100k.inter", "ml-100k.item")}
@@ -46,27 +46,15 @@ def embedded_source(name):
 
 def _copy_embedded(data_home, name):
     source = embedded_source(name)
-    os.makedirs(data_home, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=data_home, prefix=f".tmp-{name}-")
-    try:
+    target = dataset_dir(data_home, name)
+    if os.path.isdir(target):  # the folder exists (e.g. holds candidate sets) but lacks the atomic files
+        for file in EMBEDDED[name]:
+            with open(os.path.join(source, file), "rb") as f:
+                atomic_write_bytes(os.path.join(target, file), f.read())
+        return
+    with atomic_folder(target, if_exists="keep") as tmp:  # "keep": a parallel run may be first
         for file in EMBEDDED[name]:
             shutil.copyfile(os.path.join(source, file), os.path.join(tmp, file))
-        target = dataset_dir(data_home, name)
-        if os.path.isdir(target):
-            # the folder exists (e.g. holds candidate sets) but lacks the atomic files
-            for file in EMBEDDED[name]:
-                os.replace(os.path.join(tmp, file), os.path.join(target, file))
-            shutil.rmtree(tmp)
-        else:
-            try:
-                os.replace(tmp, target)
-            except OSError:  # another process (a parallel run) put the dataset there first
-                if not is_prepared(data_home, name):
-                    raise
-                shutil.rmtree(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def ensure_dataset_files(data_home, name):

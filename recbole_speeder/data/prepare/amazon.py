@@ -33,12 +33,12 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import urllib.parse
 
 import numpy as np
 import pandas as pd
 
+from recbole_speeder.atomic import atomic_folder
 from recbole_speeder.errors import DataError
 
 FORMATS = ("2018", "2023")
@@ -398,24 +398,6 @@ def _write_text(path, header, rows):
             f.write("\t".join(row) + "\n")
 
 
-def swap_into_place(tmp_dir, final_dir):
-    """Replace ``final_dir`` by ``tmp_dir``; the old folder is removed only once the new one is in."""
-    parent = os.path.dirname(final_dir)
-    old = None
-    if os.path.lexists(final_dir):
-        old = tempfile.mkdtemp(dir=parent, prefix=f".old-{os.path.basename(final_dir)}-")
-        os.rmdir(old)
-        os.replace(final_dir, old)
-    try:
-        os.replace(tmp_dir, final_dir)
-    except BaseException:
-        if old is not None:
-            os.replace(old, final_dir)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _missing_input(kind, path, name):
     return DataError(
         f"The {kind} {path} does not exist.\n"
@@ -609,19 +591,10 @@ def prepare_amazon(
         "splits": {s: _table_row(frame[frame["split"] == s]) for s in SPLIT_NAMES},
     }
 
-    os.makedirs(out_dir, exist_ok=True)
     final_dir = os.path.join(out_dir, name)
-    tmp_dir = tempfile.mkdtemp(dir=out_dir, prefix=f".tmp-{name}-")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_dir, 0o777 & ~umask)  # mkdtemp makes it private
+    with atomic_folder(final_dir) as tmp_dir:
         sources = {item: os.path.join(images, f) for item, f in image_files.items()}
         _write_dataset(tmp_dir, name, frame, titles, sources, extensions, stats, link_images)
-        swap_into_place(tmp_dir, final_dir)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
 
     if any(removed.values()):
         log("removed: " + ", ".join(f"{k}={v}" for k, v in removed.items()))

@@ -33,7 +33,8 @@ import torch
 from recbole_speeder.errors import ConfigError
 from recbole_speeder.features.cache import fingerprint
 from recbole_speeder.features.text_cache import TextCache
-from recbole_speeder.model.prompt import check_template, decode_answers, stop_token_ids
+from recbole_speeder.llm.decoding import decode_answers, stop_token_ids
+from recbole_speeder.prompts.base import check_template
 
 FIRST_PREVIOUS = "nothing is known yet"
 EMPTY_SUMMARY = "(no summary)"

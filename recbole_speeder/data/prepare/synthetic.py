@@ -21,12 +21,10 @@ import gzip
 import io
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
-from recbole_speeder.data.amazon import swap_into_place
+from recbole_speeder.atomic import atomic_folder
 
 CATEGORY_WORDS = [
     ["brake", "rotor", "caliper", "pad", "disc", "stopping"],
@@ -207,13 +205,7 @@ def generate_synthetic(raw_dir, seed=2020, n_items=240, n_users=700, n_categorie
         broken["corrupt_image"] = [asins[k] for k in picks[6:8]]
         broken["no_metadata"] = [asins[k] for k in picks[8:10]]
 
-    parent = os.path.dirname(os.path.abspath(raw_dir)) or "."
-    os.makedirs(parent, exist_ok=True)
-    tmp_dir = tempfile.mkdtemp(dir=parent, prefix=f".tmp-raw-{name}-")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_dir, 0o777 & ~umask)  # mkdtemp makes it private
+    with atomic_folder(raw_dir) as tmp_dir:
         image_dir = os.path.join(tmp_dir, "images")
         os.makedirs(image_dir)
         meta = []
@@ -253,10 +245,6 @@ def generate_synthetic(raw_dir, seed=2020, n_items=240, n_users=700, n_categorie
             broken["malformed_lines"] = 3
         _write_jsonl_gz(os.path.join(tmp_dir, f"{name}.jsonl.gz"), review_lines)
         _write_jsonl_gz(os.path.join(tmp_dir, f"meta_{name}.jsonl.gz"), meta)
-        swap_into_place(tmp_dir, raw_dir)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
     return {
         "raw_dir": raw_dir,
         "reviews": os.path.join(raw_dir, f"{name}.jsonl.gz"),

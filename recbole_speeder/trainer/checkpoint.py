@@ -1,0 +1,123 @@
+"""Checkpoints of the LLM recommenders: one folder per checkpoint, written atomically.
+
+    <checkpoint>/
+        adapter/             the LoRA adapters in peft's own format (``save_pretrained``);
+                             absent for a model without LoRA (ZeroShot)
+        plugin.safetensors   every parameter and buffer of the model outside the LLM
+                             (MRC, PPL, projectors...)
+        trainer_state.pt     epoch, optimizer, scheduler, ... (plain values and tensors:
+                             loads with ``torch.load(weights_only=True)``)
+
+Loading is strict: the saved adapter configuration must match the model's (rank, alpha,
+target modules), every saved adapter weight must land in the model, and the plugin weights
+must be exactly the model's. A file that cannot be read ends in a clear message.
+"""
+
+import json
+import os
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from recbole_speeder.atomic import atomic_folder
+from recbole_speeder.errors import ConfigError, DataError
+
+STATE_FILE = "trainer_state.pt"
+PLUGIN_FILE = "plugin.safetensors"
+ADAPTER_DIR = "adapter"
+_ADAPTER_KEYS = ("peft_type", "r", "lora_alpha", "target_modules", "use_rslora", "use_dora", "modules_to_save")
+
+
+def is_checkpoint(folder):
+    return os.path.isfile(os.path.join(str(folder), STATE_FILE))
+
+
+def write_checkpoint(folder, model, state, llm_attr="llm"):
+    """Write ``model``'s trainable state and ``state`` into ``folder`` (replaced atomically)."""
+    from peft import PeftModel
+
+    with atomic_folder(folder) as tmp:
+        llm = getattr(model, llm_attr)
+        if isinstance(llm, PeftModel):
+            llm.save_pretrained(os.path.join(tmp, ADAPTER_DIR))
+        plugin = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()
+                  if not k.startswith(llm_attr + ".")}
+        save_file(plugin, os.path.join(tmp, PLUGIN_FILE))
+        torch.save(state, os.path.join(tmp, STATE_FILE))
+
+
+def read_trainer_state(folder, device="cpu"):
+    """The ``trainer_state.pt`` of a checkpoint folder."""
+    path = os.path.join(str(folder), STATE_FILE)
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise ConfigError(f"'{folder}' is not a checkpoint folder (no {STATE_FILE}).") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise DataError(f"Checkpoint file {path} cannot be read ({type(err).__name__}: {err}); "
+                        "it is damaged or from another program.") from None
+
+
+def _adapter_settings(config):
+    settings = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    out = {}
+    for key in _ADAPTER_KEYS:
+        value = settings.get(key)
+        if isinstance(value, (list, tuple, set)):
+            value = sorted(value)
+        out[key] = str(value.value if hasattr(value, "value") else value) if value is not None else None
+    return out
+
+
+def _load_adapter(llm, folder):
+    from peft import set_peft_model_state_dict
+    from peft.utils import load_peft_weights
+
+    adapter = os.path.join(folder, ADAPTER_DIR)
+    config_path = os.path.join(adapter, "adapter_config.json")
+    try:
+        with open(config_path, "r", encoding="utf-8") as f:
+            saved = _adapter_settings(json.load(f))
+        weights = load_peft_weights(adapter, device=str(next(llm.parameters()).device))
+    except FileNotFoundError as err:
+        raise ConfigError(f"Checkpoint {folder} has no LoRA adapter ({err.filename} is missing), "
+                          "but this model has LoRA adapters.") from None
+    except (ValueError, OSError, SafetensorError) as err:
+        raise DataError(f"LoRA adapter of checkpoint {folder} cannot be read ({type(err).__name__}: {err}).") from None
+    current = _adapter_settings(llm.peft_config["default"])
+    differ = {k: (saved[k], current[k]) for k in _ADAPTER_KEYS if saved[k] != current[k]}
+    if differ:
+        detail = ", ".join(f"{k}: saved {a}, this run {b}" for k, (a, b) in differ.items())
+        raise ConfigError(f"Checkpoint {folder} was trained with other LoRA settings ({detail}); "
+                          "run with the settings it was trained with (lora_* keys).")
+    result = set_peft_model_state_dict(llm, weights)
+    if result.unexpected_keys:
+        raise ConfigError(f"Checkpoint {folder}: adapter weights {sorted(result.unexpected_keys)[:5]} have no "
+                          "place in this model.")
+
+
+def load_trainable(model, folder, llm_attr="llm"):
+    """Load what :func:`write_checkpoint` saved into ``model`` (strict, see the module doc)."""
+    from peft import PeftModel
+
+    folder = str(folder)
+    if not is_checkpoint(folder):
+        raise ConfigError(f"'{folder}' is not a checkpoint folder (no {STATE_FILE}).")
+    llm = getattr(model, llm_attr)
+    if isinstance(llm, PeftModel):
+        _load_adapter(llm, folder)
+    path = os.path.join(folder, PLUGIN_FILE)
+    try:
+        plugin = load_file(path)
+    except (SafetensorError, OSError) as err:
+        raise DataError(f"Checkpoint file {path} cannot be read ({type(err).__name__}: {err}); "
+                        "it is damaged or missing.") from None
+    own = {k for k in model.state_dict() if not k.startswith(llm_attr + ".")}
+    if set(plugin) != own:
+        missing, unexpected = own - set(plugin), set(plugin) - own
+        raise ConfigError(
+            f"Checkpoint {folder} does not match the model: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}."
+        )
+    model.load_state_dict(plugin, strict=False)
