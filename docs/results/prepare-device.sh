@@ -1,7 +1,7 @@
 #!/bin/bash
-# Device set-up shared by this session's GPU scripts (run from the repo root on the GPU machine).
-#   bash docs/results/2026-11-30-h200x2/prepare.sh 1   # call 1: carry .whl and .gguf/smollm2.part.aa
-#   bash docs/results/2026-11-30-h200x2/prepare.sh 2   # call 2: carry .gguf/smollm2.part.ab
+# Device set-up shared by the GPU scripts of docs/results/ (from 2026-11-30 on) (run from the repo root on the GPU machine).
+#   bash docs/results/prepare-device.sh 1   # call 1: carry .whl and .gguf/smollm2.part.aa
+#   bash docs/results/prepare-device.sh 2   # call 2: carry .gguf/smollm2.part.ab
 # Call 1 installs the wheels the image lacks (recbole, gguf, colorlog, texttable, thop) into
 # /tmp/site and keeps the first half of the SmolLM2 GGUF; call 2 joins the halves (md5 checked),
 # converts the GGUF once into $RECBOLE_SPEEDER_CACHE and points /tmp/smollm2-tok at the

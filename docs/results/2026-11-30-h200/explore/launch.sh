@@ -1,6 +1,6 @@
 #!/bin/bash
 # Exploration of Speeder's answer heads and the reconstruction task on ml-100k, one H200.
-# After prepare.sh 1 and 2 (../../2026-11-30-h200x2/prepare.sh). Seeds 2020 and 2022 (2022 never
+# After docs/results/prepare-device.sh 1 and 2. Seeds 2020 and 2022 (2022 never
 # left the popularity level in the 2026-11-24 recipe runs); 100 + 100 + 600 steps of 64 sequences,
 # validation every 100 steps, no early stop. Config 1 starts first and fills the feature caches
 # (text by the backbone, SASRec per seed) that the others then read.
