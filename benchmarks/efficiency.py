@@ -332,12 +332,12 @@ def build_model(name, home, args, dtype, dev):
     config["device"] = dev.device
     dataset = create_dataset(config)
     model_class = get_model(name)
-    side_info = {}
-    if "item_features" in model_class.side_info:
+    side_info, needs = {}, model_class.side_info_for(config)
+    if "item_features" in needs:
         modalities = ("text", "vision", "seq") if name == "Speeder" else ("seq",)
         generator = torch.Generator().manual_seed(args.seed)
         side_info["item_features"] = random_features(dataset.item_num, modalities, generator)
-    if "item_titles" in model_class.side_info:
+    if "item_titles" in needs:
         side_info["item_titles"] = item_titles(config, dataset)
     dataset.attach_side_info(**side_info)
     torch.manual_seed(args.seed)

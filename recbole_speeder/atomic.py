@@ -3,9 +3,9 @@
 Every cache, candidate set, checkpoint, converted backbone, prepared dataset and result table
 of the plugin goes through this module:
 
-- :func:`atomic_write` (and its text / bytes forms): the content is written to a temporary
-  file beside the target, flushed to disk, then renamed over the target (``os.replace`` is
-  atomic on one file system);
+- :func:`atomic_write` (and its text / bytes forms, and :func:`atomic_file` for writers that
+  take a file name): the content is written to a temporary file beside the target, flushed
+  to disk, then renamed over the target (``os.replace`` is atomic on one file system);
 - :func:`atomic_folder`: a folder is filled under a temporary name beside the target and
   renamed into place; an existing target is moved aside first and removed only once the new
   folder is in.
@@ -22,24 +22,33 @@ import shutil
 import tempfile
 
 
-def atomic_write(path, write, mode="wb", encoding=None):
-    """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it into place.
-
-    ``mode`` is ``"wb"`` (binary) or ``"w"`` (text, with ``encoding``); missing folders are made.
-    """
+@contextlib.contextmanager
+def atomic_file(path):
+    """Yield a temporary file name beside ``path``; when the block ends without an error the
+    file is renamed to ``path`` (for writers that take a file name, not a file object)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
+    os.close(fd)
     try:
-        with os.fdopen(fd, mode, encoding=encoding, newline="" if "b" not in mode else None) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_write(path, write, mode="wb", encoding=None):
+    """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it into place.
+
+    ``mode`` is ``"wb"`` (binary) or ``"w"`` (text, with ``encoding``); missing folders are made.
+    """
+    with atomic_file(path) as tmp:
+        with open(tmp, mode, encoding=encoding, newline="" if "b" not in mode else None) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def atomic_write_text(path, text, encoding="utf-8"):

@@ -59,9 +59,10 @@ def feature_inputs(config):
 
 
 def attach_side_info(config, dataset, train_data, model_class):
-    """Compute the side information ``model_class.side_info`` declares and attach it to
+    """Compute the side information ``model_class.side_info_for(config)`` declares and attach it to
     ``dataset`` (:mod:`recbole_speeder.data.dataset`); returns what was attached."""
-    needs = tuple(getattr(model_class, "side_info", ()))
+    side_info_for = getattr(model_class, "side_info_for", None)
+    needs = tuple(side_info_for(config)) if side_info_for else ()
     values = {}
     if "item_titles" in needs or "item_summaries" in needs:
         values["item_titles"] = item_titles(config, dataset)

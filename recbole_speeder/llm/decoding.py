@@ -26,20 +26,26 @@ def decoder_hidden(model, inputs_embeds, attention_mask):
                    use_cache=False).last_hidden_state
 
 
+def lm_head_logits(model, hidden, token_ids=None):
+    """float32 logits [N, V] of hidden states [N, H], or [N, len(token_ids)] for those tokens
+    only (the LM head's rows of ``token_ids``)."""
+    _, lm_head = causal_lm_parts(model)
+    weight, bias = lm_head.weight, lm_head.bias
+    if token_ids is not None:
+        rows = torch.as_tensor(token_ids, device=weight.device)
+        weight, bias = weight[rows], (None if bias is None else bias[rows])
+    # float32 logits: in bfloat16 the few label logits often tie exactly, and ties decide answers
+    return F.linear(hidden.float(), weight.float(), None if bias is None else bias.float())
+
+
 def answer_logits(model, inputs_embeds, attention_mask, token_ids=None):
     """Logits at the answer position only: [B, V], or [B, len(token_ids)] for those tokens.
 
     Runs the decoder for hidden states, then the LM head on the last row alone (and only its
     ``token_ids`` rows when given), in float32: the full [B, L, V] logits are never formed.
     """
-    _, lm_head = causal_lm_parts(model)
-    hidden = decoder_hidden(model, inputs_embeds, attention_mask)[:, -1].float()
-    weight, bias = lm_head.weight, lm_head.bias
-    if token_ids is not None:
-        rows = torch.as_tensor(token_ids, device=weight.device)
-        weight, bias = weight[rows], (None if bias is None else bias[rows])
-    # float32 logits: in bfloat16 the few label logits often tie exactly, and ties decide answers
-    return F.linear(hidden, weight.float(), None if bias is None else bias.float())
+    hidden = decoder_hidden(model, inputs_embeds, attention_mask)[:, -1]
+    return lm_head_logits(model, hidden, token_ids)
 
 
 @torch.no_grad()

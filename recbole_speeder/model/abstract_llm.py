@@ -57,6 +57,11 @@ class LLMSequentialRecommender(SequentialRecommender):
                 f"candidate_num={self.num_candidates} needs at least that many items; the dataset has {self.n_items - 1}."
             )
 
+    @classmethod
+    def side_info_for(cls, config):
+        """The side information this model reads under ``config`` (``side_info`` by default)."""
+        return cls.side_info
+
     def load_llm(self, config, lora=True):
         """(backbone, tokenizer): the LLM frozen, with trainable LoRA adapters when ``lora``."""
         llm, tokenizer = load_backbone(config["llm_path"], dtype=config["llm_dtype"], device=config["device"],

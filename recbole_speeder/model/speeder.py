@@ -8,36 +8,59 @@ Reference:
 Pipeline (data flows one way): frozen item features (text / vision / seq, section 2.3) ->
 MRC/MoME fused vector e_mm per item (eqs 1-10, 18) -> hybrid prompt with one placeholder per
 history item, candidate and PPT item, history placeholders + PPL vector p_i (eqs 15-17) ->
-causal LLM with LoRA -> logits of the answer token only -> the candidate's index (t_out = 1).
-Training mixes the recommendation task with the positional proxy task PPT (eqs 13-14); the
-loss is cross-entropy on the answer token (eq 19). The three MPO stages (section 2.5) are
-run by :class:`~recbole_speeder.trainer.speeder_trainer.SpeederTrainer` through
+causal LLM with LoRA -> the answer, read at the last position:
+
+- ``answer_head: index`` (the paper, Fig. 3): the logits of the candidate labels, one token
+  (t_out = 1); the loss is cross-entropy on the answer token (eq 19);
+- ``answer_head: score`` (not in the paper): the hidden state at the answer position scored
+  against each candidate's own fused vector (:mod:`~recbole_speeder.model.layers.candidate_head`),
+  cross-entropy over the candidates (``score_loss: candidates``) or over every item
+  (``score_loss: catalog``); no label has to be bound to its item.
+
+Training mixes the recommendation task with the positional proxy task PPT (eqs 13-14) and,
+in the stages ``reconstruction_stages`` (stage 1 by default, as section 2.5 asks), the
+reconstruction task: one item vector in, its title out
+(:mod:`~recbole_speeder.prompts.reconstruction`). The three MPO stages (section 2.5) are run
+by :class:`~recbole_speeder.trainer.speeder_trainer.SpeederTrainer` through
 :meth:`Speeder.set_stage`, after the table of :mod:`~recbole_speeder.model.layers.mpo`.
 """
 
 import logging
+import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from recbole_speeder.errors import ConfigError
 from recbole_speeder.evaluation.candidate_eval import CandidateScores
-from recbole_speeder.llm.answers import label_answer_loss, label_scores, pair_logits, parse_label_answer
-from recbole_speeder.llm.decoding import answer_logits, generate_answers
-from recbole_speeder.model.abstract_llm import LLMSequentialRecommender
+from recbole_speeder.llm.answers import (answer_token_logprobs, label_answer_loss, label_scores, pair_logits,
+                                         parse_label_answer)
+from recbole_speeder.llm.decoding import decoder_hidden, generate_answers, lm_head_logits
+from recbole_speeder.model.abstract_llm import LLMSequentialRecommender, setting
+from recbole_speeder.model.layers.candidate_head import CandidateHead
 from recbole_speeder.model.layers.mpo import STAGE_MODALITIES, STAGE_PARTS
 from recbole_speeder.model.layers.mrc import ITEM_VECTOR_NORMS, MRC, rescale_to_norm
 from recbole_speeder.model.layers.spae import PositionPrompts, sample_ppt
 from recbole_speeder.prompts.base import build_inputs_embeds
 from recbole_speeder.prompts.hybrid import HybridPrompt
+from recbole_speeder.prompts.reconstruction import ReconstructionPrompt
 
 logger = logging.getLogger(__name__)
+
+ANSWER_HEADS = ("index", "score")
+SCORE_LOSSES = ("candidates", "catalog")
 
 
 class Speeder(LLMSequentialRecommender):
     """Speeder: MRC-fused item vectors in a hybrid prompt, SPAE (PPL + PPT), one-token answers."""
 
     side_info = ("item_features",)
+
+    @classmethod
+    def side_info_for(cls, config):
+        """The item titles too when the reconstruction task trains in some stage."""
+        return cls.side_info + (("item_titles",) if config["reconstruction_stages"] else ())
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -52,6 +75,18 @@ class Speeder(LLMSequentialRecommender):
         if self.item_vector_norm not in ITEM_VECTOR_NORMS:
             raise ConfigError(f"item_vector_norm: '{self.item_vector_norm}' is not one of "
                               f"{', '.join(ITEM_VECTOR_NORMS)}.")
+        self.answer_head = config["answer_head"]
+        if self.answer_head not in ANSWER_HEADS:
+            raise ConfigError(f"answer_head must be one of {', '.join(ANSWER_HEADS)} (got '{self.answer_head}').")
+        self.score_loss = config["score_loss"]
+        if self.score_loss not in SCORE_LOSSES:
+            raise ConfigError(f"score_loss must be one of {', '.join(SCORE_LOSSES)} (got '{self.score_loss}').")
+        self.eval_mode = config["eval_mode"]
+        if self.eval_mode not in ("constrained", "generate"):
+            raise ConfigError(f"eval_mode must be constrained or generate (got '{self.eval_mode}').")
+        if self.answer_head == "score" and self.eval_mode == "generate":
+            raise ConfigError("eval_mode: generate reads a generated label; answer_head: score ranks the "
+                              "candidates and needs eval_mode: constrained.")
 
         self.llm, self.tokenizer = self.load_llm(config)
         if self.item_vector_norm == "token":  # mean L2 norm of the token-embedding rows
@@ -60,6 +95,8 @@ class Speeder(LLMSequentialRecommender):
         hidden = self.llm.get_input_embeddings().embedding_dim
         self.mrc = MRC.from_config(config, features.dims, hidden)
         self.ppl = PositionPrompts(self.history_len, hidden, enabled=bool(config["use_ppl"]))
+        if self.answer_head == "score":
+            self.head = CandidateHead(hidden)
         self.prompt = HybridPrompt(
             self.tokenizer,
             prompt_template=config["prompt_template"],
@@ -80,30 +117,57 @@ class Speeder(LLMSequentialRecommender):
             raise ConfigError(f"plugin_learning_rate must be a positive number or ~ (got {plugin_lr!r}).")
         self.use_ppt = bool(config["use_ppt"])
         self.ppt_ratio = float(config["ppt_ratio"])
-        self.eval_mode = config["eval_mode"]
-        if self.eval_mode not in ("constrained", "generate"):
-            raise ConfigError(f"eval_mode must be constrained or generate (got '{self.eval_mode}').")
         self.max_new_tokens = int(config["generation_max_new_tokens"])
+        self._init_reconstruction(config, dataset)
+        self.stage = None
         self.active_modalities = self.feature_modalities
         self._fused_cache = None
         self._ppt_counts = {"correct": 0, "total": 0, "skipped": 0}
+
+    def _init_reconstruction(self, config, dataset):
+        """The reconstruction task of MPO stage 1 (section 2.5): settings and prompts."""
+        self.reconstruction_stages = tuple(int(s) for s in config["reconstruction_stages"] or ())
+        if any(s not in STAGE_PARTS for s in self.reconstruction_stages):
+            raise ConfigError(f"reconstruction_stages must list stages of 1, 2, 3 (got {list(self.reconstruction_stages)}).")
+        self.reconstruction = None
+        if not self.reconstruction_stages:
+            return
+        self.reconstruction_ratio = setting(config, "reconstruction_ratio", minimum=0.0, kind=float)
+        self.reconstruction_weight = setting(config, "reconstruction_weight", minimum=0.0, kind=float)
+        self.reconstruction = ReconstructionPrompt(
+            self.tokenizer, self.dataset_side_info(dataset, "item_titles"), template=config["reconstruction_template"],
+            use_chat_template=config["use_chat_template"],
+            title_max_tokens=setting(config, "title_max_tokens", minimum=1),
+        )
+        titled = np.flatnonzero([bool(str(t).strip()) for t in self.reconstruction.titles])
+        titled = titled[titled > 0]
+        count = min(len(titled), setting(config, "reconstruction_eval_items", minimum=0))
+        rng = np.random.default_rng(int(config["candidate_seed"]))  # the same items in every run
+        self.reconstruction_eval_items = torch.as_tensor(np.sort(rng.choice(titled, count, replace=False)))
 
     # -- MPO ------------------------------------------------------------------------------
     def stage_modalities(self, stage):
         return tuple(m for m in STAGE_MODALITIES[stage] if m in self.feature_modalities)
 
     def set_stage(self, stage):
-        """Feed the stage's modalities and make exactly its parts (+ LoRA, PPL) trainable."""
+        """Feed the stage's modalities and make exactly its parts (+ LoRA, PPL, the scoring
+        head) trainable."""
         modalities = self.stage_modalities(stage)
         if not modalities:
             raise ConfigError(f"MPO stage {stage} has none of its modalities {STAGE_MODALITIES[stage]} in this run.")
+        self.stage = stage
         self.active_modalities = modalities
         self.mrc.set_trainable(STAGE_PARTS[stage])
         for name, p in self.llm.named_parameters():
             p.requires_grad_("lora_" in name)
-        for p in self.ppl.parameters():
-            p.requires_grad_(True)
+        for module in (self.ppl, getattr(self, "head", None)):
+            for p in module.parameters() if module is not None else ():
+                p.requires_grad_(True)
         self._fused_cache = None
+
+    def reconstructs(self):
+        """Whether the reconstruction task trains in the current stage."""
+        return self.reconstruction is not None and self.stage in self.reconstruction_stages
 
     def optimizer_groups(self):
         """LoRA at ``learning_rate``; MRC and PPL, which start from random weights, at
@@ -130,20 +194,30 @@ class Speeder(LLMSequentialRecommender):
         self._fused_cache = None  # weights will change: cached vectors go stale
         return super().train(mode)
 
-    def _slot_vectors(self, batch):
-        ids = batch.slot_item_ids().to(self.label_ids.device)
-        if not self.training:
-            if self._fused_cache is None:  # one batched pass over all items, reused at inference
-                all_ids = torch.arange(self.n_items, device=ids.device)
-                self._fused_cache = torch.cat([self.fuse(chunk) for chunk in all_ids.split(4096)])
-            return self._fused_cache[ids]
-        unique, inverse = torch.unique(ids, return_inverse=True)
-        return self.fuse(unique)[inverse]
+    def _all_item_vectors(self):
+        """e_mm of every item [n_items, H] (row i = item id i); cached at inference."""
+        device = self.label_ids.device
+        if self.training:
+            return self.fuse(torch.arange(self.n_items, device=device))
+        if self._fused_cache is None:  # one batched pass over all items, reused at inference
+            all_ids = torch.arange(self.n_items, device=device)
+            self._fused_cache = torch.cat([self.fuse(chunk) for chunk in all_ids.split(4096)])
+        return self._fused_cache
 
-    def _logits(self, batch):
+    def _item_vectors(self, ids):
+        """e_mm of ``ids`` (any shape): one MRC pass over the distinct ids in training."""
+        ids = ids.to(self.label_ids.device)
+        if not self.training:
+            return self._all_item_vectors()[ids]
+        unique, inverse = torch.unique(ids.reshape(-1), return_inverse=True)
+        return self.fuse(unique)[inverse].reshape(*ids.shape, -1)
+
+    def _answer_hidden(self, batch, vectors_of):
+        """Last hidden state at the answer position [B, H] of ``batch`` (placeholders filled by
+        ``vectors_of(ids)``, history placeholders + PPL) and the embeddings."""
         batch = batch.to(self.label_ids.device)
-        embeds = build_inputs_embeds(self.llm, batch, self._slot_vectors(batch), self.ppl)
-        return answer_logits(self.llm, embeds, batch.attention_mask), batch, embeds
+        embeds = build_inputs_embeds(self.llm, batch, vectors_of(batch.slot_item_ids()), self.ppl)
+        return decoder_hidden(self.llm, embeds, batch.attention_mask)[:, -1], batch, embeds
 
     # -- training -------------------------------------------------------------------------
     def _ppt_prompts(self, histories):
@@ -168,43 +242,129 @@ class Speeder(LLMSequentialRecommender):
         )
         return self.prompt.build_ppt([histories[i] for i in rows], abc), target
 
+    def _count_ppt(self, ppt_logits, ppt_target):
+        pair = pair_logits(ppt_logits, self.prompt.yes_id, self.prompt.no_id).argmax(dim=1)
+        predicted = torch.where(pair == 0, self.prompt.yes_id, self.prompt.no_id)
+        self._ppt_counts["correct"] += int((predicted == ppt_target).sum())
+        self._ppt_counts["total"] += len(ppt_target)
+
     def calculate_loss(self, interaction):
-        """Eq 19 on the recommendation prompts, plus the PPT questions (eqs 13-14) of about
-        ``ppt_ratio`` of the sequences: one forward pass over both, mean cross-entropy over
-        all their answers."""
+        """The recommendation answers and the PPT questions (eqs 13-14) of about ``ppt_ratio``
+        of the sequences in one forward pass: the mean cross-entropy over all their answers
+        (eq 19 for label answers; over the candidates' scores with ``answer_head: score``);
+        plus ``reconstruction_weight`` x the reconstruction loss in its stages."""
         histories = self.recent_history(interaction)
         candidates, target_pos = self.training_candidates(interaction)
         batch = self.prompt.build(histories, candidates)
-        targets = self.label_ids[target_pos]
         ppt = self._ppt_prompts(histories) if self.use_ppt and self.ppt_ratio > 0 else None
         if ppt is not None:
             batch = batch.concat(ppt[0], self.prompt.pad_id)
-            targets = torch.cat([targets, ppt[1]])
-        logits, _, _ = self._logits(batch)
-        if ppt is not None:
-            ppt_logits, ppt_target = logits[len(histories):], ppt[1]
-            pair = pair_logits(ppt_logits, self.prompt.yes_id, self.prompt.no_id).argmax(dim=1)
-            predicted = torch.where(pair == 0, self.prompt.yes_id, self.prompt.no_id)
-            self._ppt_counts["correct"] += int((predicted == ppt_target).sum())
-            self._ppt_counts["total"] += len(ppt_target)
-        return label_answer_loss(logits, targets)
+        n = len(histories)
+        if self.answer_head == "index":
+            hidden, _, _ = self._answer_hidden(batch, self._item_vectors)
+            logits = lm_head_logits(self.llm, hidden)
+            targets = self.label_ids[target_pos]
+            if ppt is not None:
+                targets = torch.cat([targets, ppt[1]])
+                self._count_ppt(logits[n:], ppt[1])
+            loss = label_answer_loss(logits, targets)
+        else:
+            loss = self._score_loss(batch, candidates, target_pos, interaction, ppt)
+        if self.reconstructs() and self.reconstruction_weight > 0:
+            loss = loss + self.reconstruction_weight * self._reconstruction_loss(histories)
+        return loss
+
+    def _score_loss(self, batch, candidates, target_pos, interaction, ppt):
+        """Cross-entropy over the candidates' (or every item's) scores, and PPT's over the
+        vocabulary, averaged over all answers as for label answers."""
+        n = len(candidates)
+        if self.score_loss == "catalog":  # one MRC pass over every item serves prompt and scores
+            table = self._all_item_vectors()
+            hidden, _, _ = self._answer_hidden(batch, lambda ids: table[ids.to(table.device)])
+            scores = self.head(hidden[:n], table)
+            scores[:, 0] = float("-inf")  # [PAD] is never an answer
+            target = interaction[self.POS_ITEM_ID].to(scores.device)
+        else:
+            unique, inverse = torch.unique(torch.cat([batch.slot_item_ids().to(candidates.device),
+                                                      candidates.reshape(-1)]), return_inverse=True)
+            fused = self.fuse(unique.to(self.label_ids.device))
+            slots = inverse[: int(batch.slot_mask.sum())]
+            hidden, _, _ = self._answer_hidden(batch, lambda ids: fused[slots])
+            scores = self.head(hidden[:n], fused[inverse[len(slots):]].reshape(n, candidates.shape[1], -1))
+            target = target_pos.to(scores.device)
+        rec_loss = F.cross_entropy(scores, target)
+        if ppt is None:
+            return rec_loss
+        ppt_logits = lm_head_logits(self.llm, hidden[n:])
+        self._count_ppt(ppt_logits, ppt[1])
+        m = len(ppt[1])
+        return (n * rec_loss + m * label_answer_loss(ppt_logits, ppt[1])) / (n + m)
+
+    def _reconstruction_prompts(self, histories):
+        """Distinct history items of the batch, about ``reconstruction_ratio`` per sequence."""
+        if self.reconstruction_ratio <= 0:
+            return None
+        items = torch.unique(torch.cat([h.reshape(-1) for h in histories]).cpu())
+        count = min(len(items), max(1, math.ceil(self.reconstruction_ratio * len(histories))))
+        chosen = items[torch.randperm(len(items))[:count]]
+        return self.reconstruction.build(chosen)
+
+    def _reconstruction_logprobs(self, batch, labels, return_hits=False):
+        batch = batch.to(self.label_ids.device)
+        embeds = build_inputs_embeds(self.llm, batch, self._item_vectors(batch.slot_item_ids()))
+        return answer_token_logprobs(self.llm, embeds, batch.attention_mask, labels.to(embeds.device),
+                                     return_hits=return_hits)
+
+    def _reconstruction_loss(self, histories):
+        """Teacher-forced cross-entropy of the titles of items given as vectors (section 2.5)."""
+        built = self._reconstruction_prompts(histories)
+        if built is None:
+            return torch.zeros((), device=self.label_ids.device)
+        logprobs, _ = self._reconstruction_logprobs(*built)
+        return -logprobs.mean()
+
+    @torch.no_grad()
+    def reconstruction_accuracy(self, batch_size=64):
+        """Token accuracy and exact-title rate of the reconstruction on the fixed evaluation
+        items, under teacher forcing (all title tokens arg-max = greedy decoding gives the title)."""
+        hits_all, rows_all = [], []
+        items = self.reconstruction_eval_items
+        for start in range(0, len(items), batch_size):
+            chunk = items[start:start + batch_size]
+            _, rows, hits = self._reconstruction_logprobs(*self.reconstruction.build(chunk), return_hits=True)
+            hits_all.append(hits.cpu())
+            rows_all.append(rows.cpu() + start)
+        if not hits_all:
+            return {}
+        hits, rows = torch.cat(hits_all), torch.cat(rows_all)
+        misses = torch.zeros(len(items), dtype=torch.long).index_add_(0, rows, (~hits).long())
+        return {"recon_token_acc": round(float(hits.float().mean()), 4),
+                "recon_exact": round(float((misses == 0).float().mean()), 4)}
 
     def valid_epoch_report(self):
-        """PPT accuracy and skipped sequences since the last report (the paper's Figure 5)."""
+        """PPT accuracy and skipped sequences since the last report (the paper's Figure 5),
+        and the reconstruction accuracy in the stages that train it."""
         counts, self._ppt_counts = self._ppt_counts, {"correct": 0, "total": 0, "skipped": 0}
-        if not self.use_ppt:
-            return {}
-        acc = counts["correct"] / counts["total"] if counts["total"] else 0.0
-        return {"ppt_acc": round(acc, 4), "ppt_skipped": counts["skipped"]}
+        report = {}
+        if self.use_ppt:
+            acc = counts["correct"] / counts["total"] if counts["total"] else 0.0
+            report.update(ppt_acc=round(acc, 4), ppt_skipped=counts["skipped"])
+        if self.reconstruction is not None and len(self.reconstruction_eval_items):
+            report.update(self.reconstruction_accuracy())
+        return report
 
     # -- evaluation -----------------------------------------------------------------------
     @torch.no_grad()
     def candidate_scores(self, interaction, candidates):
         histories = self.recent_history(interaction)
-        logits, batch, embeds = self._logits(self.prompt.build(histories, candidates))
+        hidden, batch, embeds = self._answer_hidden(self.prompt.build(histories, candidates), self._item_vectors)
+        valid = torch.ones(len(histories), dtype=torch.bool, device=candidates.device)
+        if self.answer_head == "score":
+            scores = self.head(hidden, self._item_vectors(candidates))
+            return CandidateScores(scores.float().to(candidates.device), valid, True)
         if self.eval_mode == "constrained":
-            scores = label_scores(logits, self.label_ids).float()
-            return CandidateScores(scores, torch.ones(len(histories), dtype=torch.bool, device=scores.device), True)
+            scores = label_scores(lm_head_logits(self.llm, hidden), self.label_ids).float()
+            return CandidateScores(scores, valid.to(scores.device), True)
         texts = generate_answers(self.llm, self.tokenizer, embeds, batch.attention_mask, self.max_new_tokens)
         labels = self.prompt.candidate_labels(self.num_candidates)
         chosen = [parse_label_answer(text, self.num_candidates, labels) for text in texts]
