@@ -25,7 +25,7 @@ from recbole_speeder.evaluation.candidate_eval import CandidateScores
 from recbole_speeder.llm.answers import label_answer_loss, label_scores, pair_logits, parse_label_answer
 from recbole_speeder.llm.decoding import answer_logits, generate_answers
 from recbole_speeder.model.abstract_llm import LLMSequentialRecommender
-from recbole_speeder.model.layers.mpo import STAGE_MODALITIES, STAGE_PARTS
+from recbole_speeder.model.layers.mpo import STAGE_MODALITIES, STAGE_PARTS, stage_plan
 from recbole_speeder.model.layers.mrc import ITEM_VECTOR_NORMS, MRC, rescale_to_norm
 from recbole_speeder.model.layers.spae import PositionPrompts, sample_ppt
 from recbole_speeder.prompts.base import build_inputs_embeds
@@ -38,6 +38,12 @@ class Speeder(LLMSequentialRecommender):
     """Speeder: MRC-fused item vectors in a hybrid prompt, SPAE (PPL + PPT), one-token answers."""
 
     side_info = ("item_features",)
+
+    @classmethod
+    def check_config(cls, config):
+        """What Config checks before any data is read: the backbone's path, the MPO plan."""
+        super().check_config(config)
+        stage_plan(config["mpo_stages"], config["stage_epochs"])
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
