@@ -1,7 +1,8 @@
 """Command-line parsing shared by run_recbole_speeder.py and benchmark.py.
 
 RecBole's habit is kept: ``--model=X --dataset=Y --config_files="a.yaml b.yaml"`` plus any
-``--key=value`` property override (values are converted as RecBole converts them). Errors
+``--key=value`` property override (values are converted as RecBole converts them; a list may
+be written without quotes, ``--modalities=[text,seq]``, and ``~`` is None as in YAML). Errors
 the user can fix are printed as one clear message and exit with status 2.
 """
 
@@ -23,7 +24,25 @@ def parse_overrides(args):
         if key in overrides and overrides[key] != value:
             raise ConfigError(f"Argument --{key} is given twice with different values.")
         overrides[key] = value
-    return Config._convert_config_dict(None, overrides)
+    converted = Config._convert_config_dict(None, overrides)
+    return {key: _bare_list(value) for key, value in converted.items()}
+
+
+def _bare_list(value):
+    """``'[text,seq]'`` (what RecBole's conversion leaves of a list of bare words) ->
+    ``['text', 'seq']``; each element converted as RecBole converts a value."""
+    from recbole_speeder.config import Config
+
+    if value == "~":  # YAML's None, as in the property files
+        return None
+    if not (isinstance(value, str) and value.startswith("[") and value.endswith("]")):
+        return value
+    inner = value[1:-1]
+    if any(c in inner for c in "[]{}()"):
+        return value
+    words = [w.strip().strip("'\"") for w in inner.split(",")]
+    words = [w for w in words if w]
+    return list(Config._convert_config_dict(None, {i: w for i, w in enumerate(words)}).values())
 
 
 def friendly_errors(main):

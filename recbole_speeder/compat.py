@@ -21,7 +21,8 @@ place where the plugin adapts it; nothing in site-packages is edited.
    ``token_seq`` fields). :class:`PandasCompatMixin` re-implements ``_fill_nan``, ``_remap``
    and ``_benchmark_presets`` with per-row ``map(len)`` and assignments; ``_load_feat`` offers
    no seam, so :func:`install_pandas_shim` gives the module ``recbole.data.dataset.dataset``
-   a pandas namespace whose ``read_csv`` already returns ``""`` for empty ``*_seq`` cells.
+   a pandas namespace whose ``read_csv`` already returns ``""`` for empty ``*_seq`` cells (and
+   whose errors name the file and line: a value that is not a number, a short ``.inter`` line).
    (``_normalize`` / ``_discretization`` of ``float_seq`` fields also use ``agg(len)``; the
    plugin loads no such field.)
 4. ``recbole.quick_start`` imports ``ray`` at module level (``ray<=2.6.3`` has no wheel for
@@ -32,7 +33,25 @@ place where the plugin adapts it; nothing in site-packages is edited.
    Python stack trace for every autograd op: an LLM training step ran several times slower
    (on the CPU, half of a step's time went to formatting tracebacks).
    :func:`undo_global_anomaly_mode` imports that package once and switches the mode back off.
-6. Not RecBole but the LLM stack: transformers 5 builds SDPA masks in which a left-padding
+6. Warnings that these adaptations made harmless are filtered once, here
+   (:func:`quiet_harmless_warnings`), so that a run's log shows what matters: pandas 3's
+   ``ChainedAssignmentError`` on ``df[field].fillna(..., inplace=True)`` in RecBole's
+   ``dataset.py`` (the no-op of item 3, whose cells the shim already filled), pandas'
+   ``Pandas4Warning`` on RecBole's ``inplace=`` calls (they still work in pandas 3), and torch's
+   ``FutureWarning`` on RecBole's ``torch.cuda.amp.GradScaler`` (still works; the scaler is off
+   unless ``enable_scaler``). Only warnings raised from RecBole's own modules are filtered.
+7. ``reproducibility: True`` (RecBole's default) makes RecBole's ``init_seed`` seed every
+   generator and choose deterministic cuDNN kernels; on today's GPUs that is not enough (cuBLAS
+   and attention kernels). :func:`init_seed` adds ``torch.use_deterministic_algorithms(True,
+   warn_only=True)`` (an operation without a deterministic kernel warns instead of failing) and
+   ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (set before the run's first CUDA call, unless the user set
+   it); ``reproducibility: False`` switches both off again (and lets cuDNN benchmark).
+8. RecBole's ``HyperTuning`` (``recbole.trainer.hyper_tuning``) seeds its exhaustive search with
+   ``np.random.RandomState``; hyperopt >= 0.2.7 draws with ``Generator`` methods
+   (``rng.integers``) and fails. :func:`install_hyperopt_rng_shim` gives that module a numpy
+   namespace whose ``random.RandomState(seed)`` is ``np.random.default_rng(seed)`` (the plugin's
+   :mod:`recbole_speeder.hyper` calls it).
+9. Not RecBole but the LLM stack: transformers 5 builds SDPA masks in which a left-padding
    query row attends to no key at all (the fix older versions applied was retired), and
    CUDA's SDPA kernels return NaN for such rows; the NaN then spreads through the next
    layer (``0 * NaN``). Long left-padded title prompts (TALLRec, LLaRA) hit it on the GPU as
@@ -41,7 +60,9 @@ place where the plugin adapts it; nothing in site-packages is edited.
    positions change, and nothing reads their outputs.
 """
 
+import os
 import types
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -163,12 +184,68 @@ class PandasCompatMixin:
 
 
 def _read_csv_with_empty_seq_cells(*args, **kwargs):
-    """``pd.read_csv`` that returns ``""`` (not NaN) in empty ``field:*_seq`` columns."""
-    df = pd.read_csv(*args, **kwargs)
+    """``pd.read_csv`` that returns ``""`` (not NaN) in empty ``field:*_seq`` columns, and whose
+    errors name the atomic file and line (:func:`check_atomic_file`)."""
+    path = args[0] if args else kwargs.get("filepath_or_buffer")
+    try:
+        df = pd.read_csv(*args, **kwargs)
+    except (ValueError, UnicodeDecodeError) as err:  # pandas' ParserError is a ValueError
+        raise _atomic_file_error(path, kwargs, err) from None
+    if isinstance(path, str) and df.isna().to_numpy().any():
+        check_atomic_file(path, kwargs.get("delimiter") or kwargs.get("sep") or "\t", kwargs.get("encoding"))
     for column in df.columns:
         if str(column).endswith("seq"):
             df[column] = df[column].fillna("")
     return df
+
+
+def _numeric(column):
+    return str(column).split(":", 1)[-1] in ("float", "int")
+
+
+def _atomic_file_error(path, kwargs, err):
+    """The first cell of ``path`` that is not a number in a numeric column, named; else ``err``."""
+    from recbole_speeder.errors import DataError
+
+    if isinstance(path, str) and os.path.isfile(path):
+        sep = kwargs.get("delimiter") or kwargs.get("sep") or "\t"
+        with open(path, "r", encoding=kwargs.get("encoding") or "utf-8", errors="replace") as f:
+            header = f.readline().rstrip("\r\n").split(sep)
+            numeric = [(i, c) for i, c in enumerate(header) if _numeric(c)]
+            for number, line in enumerate(f, start=2):
+                fields = line.rstrip("\r\n").split(sep)
+                for i, column in numeric:
+                    value = fields[i].strip() if i < len(fields) else ""
+                    if not value:
+                        continue
+                    try:
+                        float(value)
+                    except ValueError:
+                        return DataError(f"{path}, line {number}: column '{column}' holds {value!r}, which is not a "
+                                         "number; fix or remove that line.")
+    return DataError(f"Cannot read {path}: {err}")
+
+
+def check_atomic_file(path, sep="\t", encoding=None, shown=5):
+    """Lines of an ``.inter`` file with fewer fields than its header end in a DataError naming how
+    many and the first line numbers (RecBole would fill their empty cells silently: a float
+    column with its mean timestamp, a token with [PAD]); in other atomic files they are logged."""
+    from logging import getLogger
+
+    from recbole_speeder.errors import DataError
+
+    with open(path, "r", encoding=encoding or "utf-8", errors="replace") as f:
+        width = len(f.readline().rstrip("\r\n").split(sep))
+        short = [n for n, line in enumerate(f, start=2)
+                 if line.strip() and len(line.rstrip("\r\n").split(sep)) < width]
+    if not short:
+        return
+    first = ", ".join(str(n) for n in short[:shown]) + (", ..." if len(short) > shown else "")
+    message = (f"{path}: {len(short)} line(s) have fewer than the header's {width} fields (line {first}); "
+               "RecBole would fill the missing cells (a float column with its mean)")
+    if path.endswith(".inter"):
+        raise DataError(message + ". Fix or remove those lines.")
+    getLogger().warning(message + ".")
 
 
 def install_pandas_shim():
@@ -181,6 +258,47 @@ def install_pandas_shim():
     shim.read_csv = _read_csv_with_empty_seq_cells
     shim._speeder_shim = True
     recbole_dataset_module.pd = shim
+
+
+CUBLAS_WORKSPACE = ":4096:8"
+
+
+def init_seed(seed, reproducibility):
+    """RecBole's ``init_seed``; with ``reproducibility`` deterministic kernels on the GPU too (item 7)."""
+    from recbole.utils import init_seed as recbole_init_seed
+
+    if reproducibility:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)  # read when cuBLAS starts
+    recbole_init_seed(seed, reproducibility)
+    torch.use_deterministic_algorithms(bool(reproducibility), warn_only=True)
+
+
+def quiet_harmless_warnings():
+    """Filter the warnings of item 6, raised from RecBole's modules only; idempotent (a filter
+    that is there already moves to the front). Called at import and by every run."""
+    chained = getattr(pd.errors, "ChainedAssignmentError", None)
+    if chained is not None:
+        warnings.filterwarnings("ignore", category=chained, module=r"recbole\.data\.dataset\.dataset")
+    pandas4 = getattr(pd.errors, "Pandas4Warning", None)
+    if pandas4 is not None:
+        warnings.filterwarnings("ignore", category=pandas4, module=r"recbole\.")
+    warnings.filterwarnings("ignore", message=r".*torch\.cuda\.amp\.GradScaler", category=FutureWarning,
+                            module=r"recbole\.trainer")
+
+
+def install_hyperopt_rng_shim():
+    """Point ``recbole.trainer.hyper_tuning.np`` at numpy with ``random.RandomState = default_rng`` (item 8)."""
+    import recbole.trainer.hyper_tuning as hyper_tuning
+
+    if getattr(hyper_tuning.np, "_speeder_shim", False):
+        return
+    names = (k for k in dir(np.random) if not k.startswith("__"))
+    random_namespace = types.SimpleNamespace(**{k: getattr(np.random, k) for k in names})
+    random_namespace.RandomState = np.random.default_rng
+    shim = types.SimpleNamespace(**{k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
+    shim.random = random_namespace
+    shim._speeder_shim = True
+    hyper_tuning.np = shim
 
 
 def undo_global_anomaly_mode():
@@ -203,7 +321,7 @@ def _padding_safe(sdpa_mask):
 
 
 def install_padding_safe_sdpa_mask():
-    """Make transformers' SDPA masks free of all-masked query rows (item 6); idempotent.
+    """Make transformers' SDPA masks free of all-masked query rows (item 9); idempotent.
     Called where the plugin loads or builds a backbone, so RecBole-only runs skip transformers."""
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 
@@ -215,3 +333,4 @@ def install_padding_safe_sdpa_mask():
 install_numpy_aliases()
 install_pandas_shim()
 undo_global_anomaly_mode()
+quiet_harmless_warnings()

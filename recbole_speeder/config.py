@@ -20,7 +20,14 @@ Differences from RecBole's ``Config``, each small:
   inside ``Config``) are refused; launched processes (``accelerate launch`` / ``torchrun``)
   get their device from :mod:`recbole_speeder.launch`;
 - ``split_mode`` chooses the paper's 7:2:1 split of sequences (``sequence``) or RecBole's
-  leave-one-out (``LS``); ``auto`` takes ``sequence`` when the split files exist.
+  leave-one-out (``LS``); ``auto`` takes ``sequence`` when the split files exist;
+- every value the user gives (config files, command line, config dict) is checked against the
+  ``(type)`` annotation of its key in the property files the run reads
+  (:mod:`recbole_speeder.schema`), and a model class may check its own settings
+  (``check_config(config)``), all before any data is read;
+- RecBole's default negative sampling is kept, and switched off where the model's loss reads no
+  negatives (``loss_type: CE``, SINE's ``NLL``), as RecBole asks its users to do
+  (:meth:`Config._apply_negative_sampling`); the LLM models set theirs in ``llm.yaml``.
 """
 
 import difflib
@@ -32,11 +39,12 @@ import yaml
 
 import recbole_speeder.compat as compat
 from recbole.config import Config as RecBoleConfig
-from recbole.utils import argument_list
+from recbole.utils import ModelType, argument_list
 
 from recbole_speeder.data.prepare.registry import ensure_dataset_files, has_sequence_split
 from recbole_speeder.errors import ConfigError
 from recbole_speeder.launch import check_recbole_ddp_keys, init_launched_device
+from recbole_speeder.schema import check_value, file_annotations
 
 PROPERTIES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "properties")
 # read for every model, in this order; a model class adds its family's files (``property_files``)
@@ -50,6 +58,8 @@ _RECBOLE_EXTRA_KEYS = {
     "test_neg_sample_args", "neg_sampling", "training_neg_sample_num", "single_spec",
     "device", "MODEL_TYPE", "MODEL_INPUT_TYPE", "eval_type", "config_file",
 }
+# Losses computed over every item: no negative samples are read (RecBole refuses sampling with CE)
+ALL_ITEM_LOSSES = ("CE", "NLL")
 
 
 def _yaml_keys(path):
@@ -126,6 +136,11 @@ class Config(RecBoleConfig):
             return model, get_model(model), dataset
         return model.__name__, model, dataset
 
+    def _update_internal_config_dict(self, file):
+        # remember which property files this run reads: their annotations type its keys
+        self.__dict__.setdefault("property_files", []).append(file)
+        return super()._update_internal_config_dict(file)
+
     def _load_internal_config_dict(self, model, model_class, dataset):
         super()._load_internal_config_dict(model, model_class, dataset)
         plugin_files = [os.path.join(PROPERTIES_DIR, name) for name in SHARED_PROPERTY_FILES]
@@ -145,13 +160,85 @@ class Config(RecBoleConfig):
         if not init_launched_device(self.final_config_dict):
             super()._init_device()
 
+    def key_schema(self):
+        """``{key: KeySpec}`` from the property files this run read (later files win)."""
+        schema = {}
+        for path in self.__dict__.get("property_files", []):
+            schema.update(file_annotations(os.path.realpath(path)))
+        return schema
+
+    def _check_value_types(self):
+        """Every value the user gave, against its key's annotation; one clear ConfigError."""
+        schema = self.key_schema()
+        for key, value in self.external_config_dict.items():
+            spec = schema.get(key)
+            if spec is None:
+                continue
+            where = "on the command line" if key in (self.variable_config_dict or {}) else "in a config file"
+            message = check_value(key, value, spec, self.internal_config_dict.get(key, value), where)
+            if message:
+                raise ConfigError(message)
+        check = getattr(self.model_class, "check_config", None)
+        if check is not None:
+            check(self.final_config_dict)
+
+    def _apply_negative_sampling(self):
+        """RecBole's default negative sampling (``train_neg_sample_args`` of its overall.yaml),
+        switched off for sequential models whose loss reads no negatives; a setting given by
+        the user that the loss cannot use is refused with the reason."""
+        cfg = self.final_config_dict
+        if cfg["MODEL_TYPE"] != ModelType.SEQUENTIAL or getattr(self.model_class, "candidate_only", False):
+            return  # general models: RecBole's defaults; the LLM models: llm.yaml
+        loss = str(cfg.get("loss_type") or "").upper()
+        given = "train_neg_sample_args" in self.external_config_dict
+        sampling = cfg.get("train_neg_sample_args")
+        if loss in ALL_ITEM_LOSSES:
+            if given and sampling is not None:
+                raise ConfigError(
+                    f"train_neg_sample_args: {self.model} with loss_type {loss} scores every item and reads no "
+                    "negative samples (RecBole refuses them); remove train_neg_sample_args, or set loss_type: BPR.")
+            cfg["train_neg_sample_args"] = None
+        elif given and sampling is None:
+            why = f"loss_type {loss}" if loss else "its loss"
+            raise ConfigError(
+                f"train_neg_sample_args: ~ switches negative sampling off, but {self.model} trains on sampled "
+                f"negatives ({why}); remove train_neg_sample_args to keep RecBole's default.")
+
     def _set_default_parameters(self):
+        self._check_value_types()
+        self._apply_negative_sampling()
         data_home = self.final_config_dict["data_path"]
         ensure_dataset_files(data_home, self.dataset)
         self._apply_split_mode(data_home)
         super()._set_default_parameters()
         self.final_config_dict["data_home"] = data_home
         self.final_config_dict["data_path"] = os.path.join(data_home, self.dataset)
+        self._load_selected_features()
+
+    def _load_selected_features(self):
+        """Models that read item features (``selected_features``: GRU4RecF, SASRecF, FDSA...) get
+        them loaded from ``<name>.item`` (the plugin's ``load_col`` loads interactions only), unless
+        the user chose ``load_col``; a feature the file lacks is named before any data is read."""
+        cfg = self.final_config_dict
+        selected = cfg.get("selected_features")
+        if not selected or "load_col" in self.external_config_dict:
+            return
+        selected = [selected] if isinstance(selected, str) else list(selected)
+        path = os.path.join(cfg["data_path"], f"{self.dataset}.item")
+        columns = []
+        if os.path.isfile(path):
+            with open(path, "r", encoding=cfg.get("encoding") or "utf-8") as f:
+                header = f.readline().rstrip("\r\n").split(cfg.get("field_separator") or "\t")
+            columns = [c.split(":")[0] for c in header]
+        missing = [f for f in selected if f not in columns]
+        if missing:
+            where = f"{path} has the columns {', '.join(columns)}" if columns else f"there is no {path}"
+            raise ConfigError(f"{self.model} reads the item features selected_features {selected}, but {where}; "
+                              "set selected_features to columns of the .item file.")
+        load_col = dict(cfg.get("load_col") or {})
+        item_cols = list(load_col.get("item") or [cfg["ITEM_ID_FIELD"]])
+        load_col["item"] = item_cols + [f for f in selected if f not in item_cols]
+        cfg["load_col"] = load_col
 
     def _apply_split_mode(self, data_home):
         mode = self.final_config_dict.get("split_mode", "auto")

@@ -10,9 +10,9 @@ Under ``accelerate launch`` / ``torchrun`` the LLM models train data-parallel
 import logging
 from logging import getLogger
 
-import recbole_speeder.compat  # noqa: F401  (numpy/pandas/torch adaptations first)
+import recbole_speeder.compat as compat  # numpy/pandas/torch adaptations first
 from recbole.data import data_preparation
-from recbole.utils import init_seed, set_color
+from recbole.utils import set_color
 
 from recbole_speeder.config import Config
 from recbole_speeder.data.candidates import load_or_draw
@@ -23,6 +23,7 @@ from recbole_speeder.features.image_summary import item_summaries
 from recbole_speeder.features.loader import load_item_features
 from recbole_speeder.features.sequential import sasrec_overrides, train_sequential_embeddings
 from recbole_speeder.llm.backbone import load_backbone
+from recbole_speeder.trainer.checkpoint import check_checkpoint_folder, check_recbole_checkpoint
 from recbole_speeder.trainer.distributed import context_for, init_process_logging
 from recbole_speeder.utils import create_dataset, get_model, get_trainer
 
@@ -76,6 +77,51 @@ def attach_side_info(config, dataset, train_data, model_class):
     return values
 
 
+def candidate_loaders(config, loaders, candidate_sets):
+    """Evaluation loaders with one row per evaluation sequence, in the candidate sets' order:
+    the run's own, or, where RecBole evaluates on sampled negatives (DIN's ``uni100``), a
+    full-sort loader over the same split. A model whose evaluation rows are not the split's
+    sequences (a general recommender on the 7:2:1 split of sequences) is refused in one line."""
+    from recbole.data.dataloader import FullSortEvalDataLoader
+
+    out = {}
+    for split, data in loaders.items():
+        if not isinstance(data, FullSortEvalDataLoader):
+            data = FullSortEvalDataLoader(config, data._dataset, data._sampler, shuffle=False)
+        if data.sample_size != len(candidate_sets[split]):
+            raise ConfigError(
+                f"{config['model']} cannot be scored under the candidate protocol: its {split} evaluation has "
+                f"{data.sample_size} rows (one per user), the split {len(candidate_sets[split])} sequences; "
+                "set candidate_eval: False to get RecBole's metrics only.")
+        out[split] = data
+    return out
+
+
+def check_checkpoint_arguments(config, resume_file=None, model_file=None):
+    """``--resume`` / ``--checkpoint`` are readable checkpoints of this model, before anything
+    is loaded or written: an LLM model's is a folder, a RecBole model's a ``.pth`` file."""
+    candidate_only = getattr(get_model(config["model"]), "candidate_only", False)
+    for option, path in (("--resume", resume_file), ("--checkpoint", model_file)):
+        if path is None:
+            continue
+        if candidate_only:
+            check_checkpoint_folder(path, option)
+        else:
+            check_recbole_checkpoint(path, config["model"], option)
+
+
+def log_test_scalars(trainer, candidate_test):
+    """The candidate test metrics into the run's TensorBoard file (``Test/<metric>``), beside
+    RecBole's training loss and, for the LLM models, the per-epoch ``Valid/<metric>``."""
+    writer = getattr(trainer, "tensorboard", None)
+    if writer is None:
+        return
+    for name, value in candidate_test.items():
+        if name != "n" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            writer.add_scalar(f"Test/{name}", value, 0)
+    writer.flush()
+
+
 def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True,
         resume_file=None, model_file=None):
     """Train (or load with ``model_file``) and evaluate one model on one dataset.
@@ -84,7 +130,9 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
     metrics ``candidate_valid`` / ``candidate_test``, and ``train_ms_per_sample``.
     """
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
-    init_seed(config["seed"], config["reproducibility"])
+    check_checkpoint_arguments(config, resume_file, model_file)
+    compat.quiet_harmless_warnings()
+    compat.init_seed(config["seed"], config["reproducibility"])
     dist = context_for(config)
     _reset_logging()
     init_process_logging(config)
@@ -100,17 +148,18 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
     if dist.enabled and not candidate_only:
         raise ConfigError(f"{config['model']}: multi-process launches train the LLM models only; "
                           "run RecBole's models with plain `python run_recbole_speeder.py`.")
-    candidate_sets = {}
+    candidate_sets, candidate_data = {}, {}
     if config["candidate_eval"] or candidate_only:
         with dist.main_process_first():  # process 0 draws and stores the sets, the others read them
             candidate_sets = {
                 split: load_or_draw(config, dataset, data._dataset, split)
                 for split, data in (("valid", valid_data), ("test", test_data))
             }
+        candidate_data = candidate_loaders(config, {"valid": valid_data, "test": test_data}, candidate_sets)
     with dist.main_process_first():  # process 0 fills the feature and text caches
         attach_side_info(config, train_data._dataset, train_data, model_class)
 
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    compat.init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = model_class(config, train_data._dataset).to(config["device"])
     logger.info(model)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
@@ -148,10 +197,11 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
         result["test_result"] = None
     elif candidate_sets:
         evaluator = CandidateEvaluator(config)
-        result["candidate_valid"] = evaluator.evaluate(model, valid_data, candidate_sets["valid"])
-        result["candidate_test"] = evaluator.evaluate(model, test_data, candidate_sets["test"])
+        result["candidate_valid"] = evaluator.evaluate(model, candidate_data["valid"], candidate_sets["valid"])
+        result["candidate_test"] = evaluator.evaluate(model, candidate_data["test"], candidate_sets["test"])
     if result.get("candidate_test"):
         logger.info(set_color("candidate test result", "yellow") + f": {result['candidate_test']}")
+        log_test_scalars(trainer, result["candidate_test"])
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
     return result

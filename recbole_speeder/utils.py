@@ -98,11 +98,12 @@ def get_trainer(model_type, model_name):
 
 
 def create_dataset(config):
-    """RecBole's ``create_dataset`` with the plugin's pandas-3-safe dataset classes."""
-    from recbole_speeder.data.dataset import SpeederDataset, SpeederSequentialDataset
+    """RecBole's ``create_dataset`` with the plugin's pandas-3-safe dataset classes (a model's own
+    dataset class of RecBole, ``DIENDataset``, is kept under the plugin's)."""
+    from recbole_speeder.data.dataset import SpeederDataset, sequential_dataset_class
 
     if config["MODEL_TYPE"] == ModelType.SEQUENTIAL:
-        return SpeederSequentialDataset(config)
+        return sequential_dataset_class(config["model"])(config)
     if config["MODEL_TYPE"] in (ModelType.GENERAL, ModelType.CONTEXT, ModelType.TRADITIONAL):
         return SpeederDataset(config)
     raise ConfigError(

@@ -118,6 +118,8 @@ def test_lora_trains_adapters_only_and_checkpoints_round_trip(tiny_folder, tmp_p
     assert torch.equal(fresh.head.weight, model.head.weight)
     with pytest.raises(ConfigError, match="lora_target_modules"):
         apply_lora(load_backbone(tiny_folder, device="cpu")[0], target_modules=["no_such_proj"])
+    with pytest.raises(ConfigError, match=r"^lora_r must be a number of at least 1 \(got 0\)"):  # not the modules
+        apply_lora(load_backbone(tiny_folder, device="cpu")[0], r=0)
     # the saved adapter configuration must match the model's
     with pytest.raises(ConfigError, match="other LoRA settings.*r: saved 4, this run 8"):
         load_trainable(_WithLoRA(tiny_folder, r=8), str(tmp_path / "ckpt"))

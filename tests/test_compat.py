@@ -127,3 +127,41 @@ def test_results_equal_recbole_itself(fast_config):
     theirs = trainer.evaluate(test_data, load_best_model=False)
     assert ours["best_valid_score"] == best_valid
     assert dict(ours["test_result"]) == dict(theirs)
+
+
+def test_a_runs_warnings_hold_none_of_those_compat_made_harmless(fast_config):
+    import warnings
+
+    settings = dict(fast_config, epochs=1, load_col={"inter": ["user_id", "item_id", "timestamp"],
+                                                     "item": ["item_id", "title"]})  # a token_seq column
+    harmless = {"ChainedAssignmentError", "Pandas4Warning"}
+    config = Config(model="SASRec", dataset="tiny", config_dict=settings)
+    with warnings.catch_warnings(record=True) as unfiltered:  # the control: RecBole's loading raises them
+        warnings.simplefilter("always")
+        create_dataset(config)
+    assert harmless <= {w.category.__name__ for w in unfiltered}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # the run puts the compat filters in front again
+        run(model="SASRec", dataset="tiny", config_dict=settings)
+    assert not harmless & {w.category.__name__ for w in caught}, [str(w.message)[:80] for w in caught]
+    assert not [w for w in caught if "GradScaler" in str(w.message)]
+
+
+def test_reproducibility_means_deterministic_kernels(monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    try:
+        compat.init_seed(2020, True)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        import os
+
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")  # the user's own setting is kept
+        compat.init_seed(2020, True)
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+        compat.init_seed(2020, False)
+        assert not torch.are_deterministic_algorithms_enabled()
+        assert not torch.backends.cudnn.deterministic and torch.backends.cudnn.benchmark
+    finally:
+        compat.init_seed(2020, True)  # RecBole's default, as every other test runs

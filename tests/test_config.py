@@ -115,3 +115,78 @@ def test_shipped_config_files_load(fast_config, model, name):
     for key, value in settings.items():
         if key not in fast_config:  # the test's own settings win over the file
             assert config[key] == value, key
+
+
+# -- typed keys (the (type) annotations of the property files; recbole_speeder/schema.py) ----------
+def _cli(*args):
+    from recbole_speeder.cli import parse_overrides
+
+    return parse_overrides(list(args))
+
+
+@pytest.mark.parametrize("model, args, message", [
+    ("Speeder", ["--stage_epochs=2"], r"stage_epochs must be a list of integers \(each at least 0\), "
+                                      r"e\.g\. \[1, 1, 1\] \(got 2 on the command line\)"),
+    ("Speeder", ["--stage_epochs=abc"], r"stage_epochs must be a list of integers.*got 'abc'"),
+    ("Speeder", ["--stage_epochs=[1,-1,1]"], r"stage_epochs must hold integers \(each at least 0\)"),
+    ("Speeder", ["--steps_per_epoch=0"], r"steps_per_epoch must be at least 1 \(got 0"),
+    ("Speeder", ["--lora_r=0"], r"lora_r must be at least 1 \(got 0"),
+    ("Speeder", ["--lora_r=abc"], r"lora_r must be an integer \(at least 1\) \(got 'abc'"),
+    ("Speeder", ["--history_len=abc"], r"history_len must be an integer"),
+    ("Speeder", ["--candidate_num=abc"], r"candidate_num must be an integer \(at least 2\)"),
+    ("Speeder", ["--learning_rate=abc"], r"learning_rate must be a positive number \(got 'abc'"),
+    ("Speeder", ["--use_ppt=maybe"], r"use_ppt must be True or False \(got 'maybe'"),
+    ("Speeder", ["--lr_schedule=linear"], r"lr_schedule: 'linear' is not one of cosine, constant"),
+    ("Speeder", ["--mpo_stages=[3,1]"], r"mpo_stages must be an increasing list"),  # the model's own checks
+    ("TALLRec", ["--llm_path=/no/such/model.gguf"], r"llm_path '/no/such/model\.gguf': no such GGUF file"),
+    ("SASRec", ["--epochs=abc"], r"epochs must be an integer \(got 'abc'"),  # RecBole's annotation
+])
+def test_typed_keys_are_checked_before_any_data(fast_config, monkeypatch, model, args, message):
+    import recbole_speeder.config as config_module
+
+    def no_data(*a, **k):
+        raise AssertionError("data was looked at before the key check")
+
+    monkeypatch.setattr(config_module, "ensure_dataset_files", no_data)
+    with pytest.raises(ConfigError, match=message):
+        Config(model=model, dataset="tiny", config_dict=dict(fast_config, **_cli(*args)))
+
+
+def test_bare_word_lists_parse_and_typed_values_pass(fast_config):
+    overrides = _cli("--modalities=[text,seq]", "--stage_epochs=[1,0,2]", "--lora_target_modules=all-linear",
+                     "--plugin_learning_rate=1e-3", "--steps_per_epoch=~")
+    assert overrides["modalities"] == ["text", "seq"] and overrides["stage_epochs"] == [1, 0, 2]
+    config = Config(model="Speeder", dataset="tiny", config_dict=dict(fast_config, **overrides))
+    assert config["modalities"] == ["text", "seq"] and config["steps_per_epoch"] is None
+    assert config["lora_target_modules"] == "all-linear" and config["plugin_learning_rate"] == 1e-3
+
+
+def test_every_plugin_default_keeps_its_own_annotation():
+    import glob
+
+    from recbole_speeder.schema import check_value, file_annotations
+
+    checked = 0
+    paths = glob.glob(os.path.join(PROPERTIES_DIR, "*.yaml")) + glob.glob(os.path.join(PROPERTIES_DIR, "*", "*.yaml"))
+    for path in paths:
+        if os.sep + "quick" + os.sep in path or os.sep + "recipes" + os.sep in path:
+            continue  # config files (--config_files), checked like a user's
+        with open(path) as f:
+            values = yaml.safe_load(f) or {}
+        lines = [line for line in open(path) if line[:1].isalpha()]
+        assert all("# (" in line for line in lines), f"{path}: every key says its (type)"
+        for key, spec in file_annotations(path).items():
+            assert check_value(key, values[key], spec, default=values[key]) is None, (path, key)
+            checked += 1
+    assert checked > 60
+
+
+def test_bad_resume_path_is_refused_before_any_data(fast_config, monkeypatch, tmp_path):
+    import recbole_speeder.quick_start as quick_start
+
+    monkeypatch.setattr(quick_start, "create_dataset", lambda config: pytest.fail("data loaded"))
+    with pytest.raises(ConfigError, match=r"--resume: '.*no-such-run/stage3' is not a folder"):
+        quick_start.run(model="Speeder", dataset="tiny", config_dict=fast_config,
+                        resume_file=str(tmp_path / "no-such-run" / "stage3"))
+    with pytest.raises(ConfigError, match=r"--resume: '.*nope\.pth' is not a file"):
+        quick_start.run(model="SASRec", dataset="tiny", config_dict=fast_config, resume_file=str(tmp_path / "nope.pth"))

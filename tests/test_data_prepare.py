@@ -359,3 +359,16 @@ def test_ids_with_whitespace_are_incomplete(tmp_path):
     stats, _ = prepare(tmp_path, raw)
     assert stats["sources"]["reviews"]["incomplete_lines"] == 1
     assert np.isclose(stats["total"]["avg_seq_len"], 9.0)
+
+
+def test_emptied_by_short_sessions_names_that_rule_and_the_session_options(tmp_path):
+    # 40 users x 5 days of 3 items each (1-day sessions far below 9 items), and one 9-item session
+    # of items seen once: short sessions remove most, the rare-item rule removes the last rows
+    short = [(f"U{u}", 10 * u + d, [f"S{(u + d + k) % 12}" for k in range(3)]) for u in range(40) for d in range(5)]
+    raw = make_raw(tmp_path / "raw", short + [("V", 1000, [f"R{k}" for k in range(9)])])
+    with pytest.raises(DataError) as err:
+        prepare(tmp_path, raw)
+    message = str(err.value)
+    assert "the rule removing items with fewer than 8 interactions (--min-item-inter) removed the last" in message
+    assert "most of the 609 interactions (600) were removed as sequences with fewer than 9 items" in message
+    assert "--session-mode day, --session-window 86400" in message and "--session-mode gap" in message

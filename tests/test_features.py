@@ -285,3 +285,15 @@ def test_causal_lm_text_features_and_config_errors(home):
         load_item_features(config, dataset)
     with pytest.raises(ConfigError, match="could not be loaded"):
         VisionEncoder(str(home / "no-such-model-folder"), device="cpu").load()
+
+
+def test_text_encoder_folder_without_a_model_is_named_as_such(tmp_path):
+    from recbole_speeder.features.text import TextEncoder
+
+    folder = tmp_path / "my-encoder"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("weights to come")
+    with pytest.raises(ConfigError, match=r"my-encoder' is a local folder but holds no encoder that loads.*notes\.txt"):
+        TextEncoder(str(folder), device="cpu").load()
+    with pytest.raises(ConfigError, match="not a local folder"):
+        TextEncoder(str(tmp_path / "no-such-folder"), device="cpu").load()

@@ -257,8 +257,8 @@ def test_summaries_are_made_in_full_generate_rounds(mllmmsr_config, monkeypatch)
 ])
 def test_bad_settings_are_config_errors(tmp_path, tiny_llm_dir, overrides, message):
     shutil.copytree(os.path.join(HERE, "data", "tiny"), tmp_path / "dataset" / "tiny")
-    config = _config(tmp_path / "dataset", tiny_llm_dir, **overrides)
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message):  # typed keys fail in Config already, the others later
+        config = _config(tmp_path / "dataset", tiny_llm_dir, **overrides)
         _build(config, _train_dataset(config))
 
 

@@ -130,7 +130,7 @@ def test_score_head_ranks_candidates_without_labels(speeder_config):
     with pytest.raises(ConfigError, match="answer_head: score .*eval_mode: constrained"):
         run(model="Speeder", dataset="tiny", config_dict=dict(speeder_config, answer_head="score",
                                                                eval_mode="generate"))
-    with pytest.raises(ConfigError, match="answer_head must be one of index, score"):
+    with pytest.raises(ConfigError, match="answer_head: 'title' is not one of index, score"):
         run(model="Speeder", dataset="tiny", config_dict=dict(speeder_config, answer_head="title"))
 
 

@@ -55,11 +55,15 @@ def _user_items(dataset):
     keep = items != 0
     users, items = users[keep], items[keep]
     bounds = np.flatnonzero(np.diff(users)) + 1
-    return {
+    seen = {
         int(group_users[0]): set(group_items.tolist())
         for group_users, group_items in zip(np.split(users, bounds), np.split(items, bounds))
         if len(group_users)
     }
+    # items of histories longer than MAX_ITEM_LIST_LENGTH, cut off when the dataset was loaded
+    for user, cut in (getattr(dataset, "items_cut_from_histories", None) or {}).items():
+        seen.setdefault(user, set()).update(cut)
+    return seen
 
 
 def _draw_row(rng, target, seen, n_items, num_candidates):

@@ -55,6 +55,45 @@ class SpeederSequentialDataset(SideInfoMixin, PandasCompatMixin, SequentialDatas
 
     With ``benchmark_filename`` (the paper's 7:2:1 split of sequences), every row of the
     ``.train/.valid/.test.inter`` files is one sequence: ``item_id_list`` is its history and
-    ``item_id`` its target. Otherwise RecBole's data augmentation makes every prefix of a
-    user's sequence a sample (leave-one-out ``LS`` split).
+    ``item_id`` its target; a history longer than ``MAX_ITEM_LIST_LENGTH`` keeps its most
+    recent ``MAX_ITEM_LIST_LENGTH`` items, as RecBole's augmentation does on the leave-one-out
+    path (the items cut off still count as the user's in the candidate sets:
+    :attr:`items_cut_from_histories`). Otherwise RecBole's data augmentation makes every prefix
+    of a user's sequence a sample (leave-one-out ``LS`` split).
     """
+
+    items_cut_from_histories = None  # {user id: set of item ids} the history cut removed
+
+    def _benchmark_presets(self):
+        self._cut_long_histories()
+        super()._benchmark_presets()
+
+    def _cut_long_histories(self):
+        """Keep the last ``MAX_ITEM_LIST_LENGTH`` entries of every ``*_list`` column."""
+        limit = int(self.config["MAX_ITEM_LIST_LENGTH"])
+        suffix = self.config["LIST_SUFFIX"]
+        cut = {}
+        for field in list(self.inter_feat.columns):
+            if not field.endswith(suffix) or field[: -len(suffix)] not in self.inter_feat.columns:
+                continue
+            lengths = self.inter_feat[field].map(len)
+            if field == self.iid_field + suffix and (lengths > limit).any():
+                long_rows = self.inter_feat.loc[(lengths > limit).to_numpy()]
+                for uid, seq in zip(long_rows[self.uid_field], long_rows[field]):
+                    cut.setdefault(int(uid), set()).update(int(i) for i in seq[:-limit])
+                self.logger.info(f"{int((lengths > limit).sum())} of {len(lengths)} histories are longer than "
+                                 f"MAX_ITEM_LIST_LENGTH={limit}: their most recent {limit} items are kept")
+            self.inter_feat[field] = [seq[-limit:] if len(seq) > limit else seq for seq in self.inter_feat[field]]
+            self.field2seqlen[field] = min(int(self.field2seqlen.get(field, limit) or limit), limit)
+        self.items_cut_from_histories = cut
+
+
+def sequential_dataset_class(model_name):
+    """The dataset class of a sequential model: :class:`SpeederSequentialDataset`, on top of
+    RecBole's own ``<Model>Dataset`` where RecBole has one (DIEN's adds negative item lists)."""
+    import recbole.data.dataset as recbole_datasets
+
+    own = getattr(recbole_datasets, f"{model_name}Dataset", None)
+    if own is None or not issubclass(own, SequentialDataset) or own is SequentialDataset:
+        return SpeederSequentialDataset
+    return type(f"Speeder{own.__name__}", (SpeederSequentialDataset, own), {})

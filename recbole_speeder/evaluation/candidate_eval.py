@@ -8,7 +8,8 @@ For each evaluation sequence the model sees the fixed candidate set of
   named exactly one candidate) and ``ranked`` (whether ``scores`` rank all candidates, as in
   constrained decoding, or only mark the chosen one, as in free generation);
 - any other model (GRU4Rec, SASRec, BERT4Rec, ...) is scored with ``full_sort_predict``,
-  gathered at the candidates; its ValidRatio is 1.
+  gathered at the candidates, or, for a model without full ranking (DIN, DIEN), with
+  ``predict`` on each (sequence, candidate) pair; its ValidRatio is 1.
 
 Metrics: HR@1 = correct / valid answers, ValidRatio = valid answers / all,
 VHR@1 = ValidRatio x HR@1 = correct / all, and, when the scores rank the candidates,
@@ -38,9 +39,23 @@ def score_candidates(model, interaction, candidates):
     """Scores of ``candidates`` [B, C] for the sequences in ``interaction``."""
     if hasattr(model, "candidate_scores"):
         return model.candidate_scores(interaction, candidates)
-    scores = model.full_sort_predict(interaction)
+    valid = torch.ones_like(candidates[:, 0], dtype=torch.bool)
+    try:
+        scores = model.full_sort_predict(interaction)
+    except NotImplementedError:  # DIN, DIEN: no full ranking, one score per (sequence, item)
+        return CandidateScores(scores=_predict_candidates(model, interaction, candidates), valid=valid)
     scores = scores.view(candidates.shape[0], -1).gather(1, candidates)
-    return CandidateScores(scores=scores, valid=torch.ones_like(candidates[:, 0], dtype=torch.bool))
+    return CandidateScores(scores=scores, valid=valid)
+
+
+def _predict_candidates(model, interaction, candidates):
+    """``model.predict`` on every (sequence, candidate) pair -> scores [B, C]."""
+    from recbole.data.interaction import Interaction
+
+    rows, num = candidates.shape
+    pairs = interaction.repeat_interleave(num)
+    pairs.update(Interaction({model.ITEM_ID: candidates.reshape(-1)}))
+    return model.predict(pairs).view(rows, num)
 
 
 def pessimistic_rank(scores, target_pos):

@@ -114,6 +114,12 @@ class TextEncoder(_TitleEncoder):
                 self.tokenizer = AutoTokenizer.from_pretrained(self.path)
                 self.model = AutoModel.from_pretrained(self.path)
             except (OSError, ValueError) as err:
+                if os.path.isdir(self.path):
+                    found = ", ".join(sorted(os.listdir(self.path))[:8]) or "nothing"
+                    raise ConfigError(
+                        f"text_encoder '{self.name}' is a local folder but holds no encoder that loads (it needs "
+                        f"config.json, the weights and the tokenizer files; it holds {found}): {err}"
+                    ) from None
                 raise ConfigError(
                     f"text_encoder '{self.name}' could not be loaded (not a local folder and not "
                     f"reachable on the Hugging Face hub): {err}"

@@ -145,6 +145,25 @@ def preset_gguf_path(name, cache_dir=None):
     return target
 
 
+def check_llm_path(llm_path, key="llm_path"):
+    """What :func:`load_backbone` would refuse without loading anything (a missing ``.gguf`` file
+    or folder, an unknown ``random:<shape>``): checked with the configuration, before any data."""
+    if llm_path is None or str(llm_path).strip().lower() in ("", "default", "none") or str(llm_path) in PRESETS:
+        return
+    text = str(llm_path)
+    if text.startswith(RANDOM_PREFIX):
+        if text[len(RANDOM_PREFIX):] not in SHAPES:
+            raise ConfigError(f"{key} '{text}': unknown shape; shapes are {', '.join(SHAPES)}.")
+        return
+    path = os.path.expanduser(text)
+    if os.path.exists(path):
+        return
+    if path.endswith(".gguf"):
+        raise ConfigError(f"{key} '{path}': no such GGUF file; {ACCEPTED}")
+    if path.startswith((".", os.sep, "~")) or path.count("/") > 1:
+        raise ConfigError(f"{key} '{path}': no such folder; {ACCEPTED}")
+
+
 def _resolve(llm_path, cache_dir):
     """Map ``llm_path`` to (name_or_folder, from_gguf)."""
     if llm_path is None or str(llm_path).strip().lower() in ("", "default", "none"):
@@ -312,11 +331,18 @@ def apply_lora(model, r=8, alpha=16, dropout=0.05, target_modules=("q_proj", "v_
 
     if isinstance(target_modules, str) and target_modules != "all-linear":
         target_modules = [target_modules]
-    config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=int(r), lora_alpha=alpha,
-                        lora_dropout=float(dropout),
-                        target_modules=target_modules if isinstance(target_modules, str)
-                        else list(target_modules))
+    for key, value, low in (("lora_r", r, 1), ("lora_dropout", dropout, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
+            raise ConfigError(f"{key} must be a number of at least {low} (got {value!r}).")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
+        raise ConfigError(f"lora_alpha must be a positive number (got {alpha!r}).")
     try:
+        config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=int(r), lora_alpha=alpha,
+                            lora_dropout=float(dropout),
+                            target_modules=target_modules if isinstance(target_modules, str)
+                            else list(target_modules))
         return get_peft_model(model, config)
     except ValueError as err:
-        raise ConfigError(f"lora_target_modules {target_modules!r}: {err}") from None
+        if "target" in str(err).lower() or "module" in str(err).lower():
+            raise ConfigError(f"lora_target_modules {target_modules!r}: {err}") from None
+        raise ConfigError(f"LoRA settings (lora_r={r}, lora_alpha={alpha}, lora_dropout={dropout}): {err}") from None

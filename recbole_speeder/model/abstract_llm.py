@@ -24,7 +24,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
 from recbole_speeder.errors import ConfigError
-from recbole_speeder.llm.backbone import apply_lora, load_backbone
+from recbole_speeder.llm.backbone import apply_lora, check_llm_path, load_backbone
 
 
 def setting(config, key, minimum=None, kind=int):
@@ -45,6 +45,13 @@ class LLMSequentialRecommender(SequentialRecommender):
     candidate_only = True  # scored on candidate sets only; no RecBole full-ranking metrics
     side_info = ()  # what the model reads from the dataset (names of data.dataset.SIDE_INFO)
     property_files = ("llm.yaml",)  # read by Config before properties/model/<Model>.yaml
+
+    @classmethod
+    def check_config(cls, config):
+        """What Config checks before any data is read (beside the typed keys): the backbone's path."""
+        check_llm_path(config["llm_path"])
+        if config.get("llm_tokenizer"):
+            check_llm_path(config["llm_tokenizer"], "llm_tokenizer")
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)

@@ -39,7 +39,7 @@ from recbole_speeder.llm.answers import (answer_token_logprobs, label_answer_los
 from recbole_speeder.llm.decoding import decoder_hidden, generate_answers, lm_head_logits
 from recbole_speeder.model.abstract_llm import LLMSequentialRecommender, setting
 from recbole_speeder.model.layers.candidate_head import CandidateHead
-from recbole_speeder.model.layers.mpo import STAGE_MODALITIES, STAGE_PARTS
+from recbole_speeder.model.layers.mpo import STAGE_MODALITIES, STAGE_PARTS, stage_plan
 from recbole_speeder.model.layers.mrc import ITEM_VECTOR_NORMS, MRC, rescale_to_norm
 from recbole_speeder.model.layers.spae import PositionPrompts, sample_ppt
 from recbole_speeder.prompts.base import build_inputs_embeds
@@ -61,6 +61,15 @@ class Speeder(LLMSequentialRecommender):
     def side_info_for(cls, config):
         """The item titles too when the reconstruction task trains in some stage."""
         return cls.side_info + (("item_titles",) if config["reconstruction_stages"] else ())
+
+    @classmethod
+    def check_config(cls, config):
+        """What Config checks before any data is read: the backbone's path, the MPO plan."""
+        super().check_config(config)
+        stage_plan(config["mpo_stages"], config["stage_epochs"])
+        if config["answer_head"] == "score" and config["eval_mode"] == "generate":
+            raise ConfigError("eval_mode: generate reads a generated label; answer_head: score ranks the "
+                              "candidates and needs eval_mode: constrained.")
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -84,9 +93,6 @@ class Speeder(LLMSequentialRecommender):
         self.eval_mode = config["eval_mode"]
         if self.eval_mode not in ("constrained", "generate"):
             raise ConfigError(f"eval_mode must be constrained or generate (got '{self.eval_mode}').")
-        if self.answer_head == "score" and self.eval_mode == "generate":
-            raise ConfigError("eval_mode: generate reads a generated label; answer_head: score ranks the "
-                              "candidates and needs eval_mode: constrained.")
 
         self.llm, self.tokenizer = self.load_llm(config)
         if self.item_vector_norm == "token":  # mean L2 norm of the token-embedding rows

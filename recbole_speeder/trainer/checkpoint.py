@@ -5,8 +5,11 @@
                              absent for a model without LoRA (ZeroShot)
         plugin.safetensors   every parameter and buffer of the model outside the LLM
                              (MRC, PPL, projectors...)
-        trainer_state.pt     epoch, optimizer, scheduler, ... (plain values and tensors:
-                             loads with ``torch.load(weights_only=True)``)
+        trainer_state.pt     epoch, optimizer, scheduler, the random-number generators
+                             (python, numpy, torch, CUDA: :func:`rng_state`) and the
+                             training loader's shuffling generator (the data order), ...
+                             (plain values and tensors: loads with
+                             ``torch.load(weights_only=True)``)
 
 Loading is strict: the saved adapter configuration must match the model's (rank, alpha,
 target modules), every saved adapter weight must land in the model, and the plugin weights
@@ -15,7 +18,9 @@ must be exactly the model's. A file that cannot be read ends in a clear message.
 
 import json
 import os
+import random
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -27,6 +32,34 @@ STATE_FILE = "trainer_state.pt"
 PLUGIN_FILE = "plugin.safetensors"
 ADAPTER_DIR = "adapter"
 _ADAPTER_KEYS = ("peft_type", "r", "lora_alpha", "target_modules", "use_rslora", "use_dora", "modules_to_save")
+
+
+def rng_state():
+    """The python, numpy, torch (and, once CUDA is in use, every GPU's) random states, as plain
+    values and tensors: what a resumed run needs to draw what the uninterrupted one drew."""
+    version, keys, gauss = random.getstate()
+    kind, mt, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": {"version": version, "keys": torch.tensor(keys, dtype=torch.int64), "gauss": gauss},
+        "numpy": {"kind": kind, "keys": torch.from_numpy(mt.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    """Restore what :func:`rng_state` returned."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(k) for k in py["keys"].tolist()), py["gauss"]))
+    npy = state["numpy"]
+    np.random.set_state((npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"],
+                         npy["cached_gaussian"]))
+    torch.set_rng_state(state["torch"].cpu())
+    if state.get("cuda") is not None and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def is_checkpoint(folder):
@@ -57,6 +90,54 @@ def read_trainer_state(folder, device="cpu"):
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise DataError(f"Checkpoint file {path} cannot be read ({type(err).__name__}: {err}); "
                         "it is damaged or from another program.") from None
+
+
+def check_checkpoint_folder(folder, option):
+    """Before any data is read: ``folder`` (given as ``option``, e.g. ``--checkpoint``) is a
+    checkpoint folder whose files can be read (headers and sizes of the safetensors files, the
+    trainer state)."""
+    from safetensors import safe_open
+
+    folder = str(folder)
+    if not os.path.isdir(folder):
+        raise ConfigError(f"{option}: '{folder}' is not a folder; an LLM model's checkpoint is the folder "
+                          "saved/<Model>-<time>-<hex> (a Speeder stage: .../stage<k>).")
+    if not is_checkpoint(folder):
+        stages = sorted(n for n in os.listdir(folder) if is_checkpoint(os.path.join(folder, n)))
+        hint = f"; it holds the checkpoints {', '.join(stages)}: give one of them" if stages else ""
+        raise ConfigError(f"{option}: '{folder}' is not a checkpoint folder (no {STATE_FILE}){hint}.")
+    read_trainer_state(folder)
+    weights = [os.path.join(folder, PLUGIN_FILE)]
+    adapter = os.path.join(folder, ADAPTER_DIR)
+    if os.path.isdir(adapter):
+        weights += [os.path.join(adapter, n) for n in sorted(os.listdir(adapter)) if n.endswith(".safetensors")]
+    for path in weights:
+        try:
+            with safe_open(path, "pt"):
+                pass
+        except FileNotFoundError:
+            raise DataError(f"{option}: checkpoint file {path} is missing.") from None
+        except (SafetensorError, OSError) as err:
+            raise DataError(f"{option}: checkpoint file {path} cannot be read ({err}); it is damaged or "
+                            "truncated (was its write interrupted?).") from None
+
+
+def check_recbole_checkpoint(path, model, option):
+    """Before any data is read: ``path`` is a RecBole checkpoint file (``.pth``) of ``model``."""
+    path = str(path)
+    if not os.path.isfile(path):
+        hint = " (an LLM model's checkpoint is a folder; this model's is a .pth file)" if os.path.isdir(path) else ""
+        raise ConfigError(f"{option}: '{path}' is not a file{hint}; RecBole models save saved/<Model>-<time>.pth.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 (any unpickling failure: a damaged or foreign file)
+        raise DataError(f"{option}: checkpoint file {path} cannot be read ({type(err).__name__}); it is damaged, "
+                        "truncated or not a checkpoint of this plugin.") from None
+    saved = state.get("config", {}).get("model") if isinstance(state, dict) else None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise DataError(f"{option}: {path} is not a model checkpoint (no state_dict).")
+    if saved is not None and saved != model:
+        raise ConfigError(f"{option}: {path} is a checkpoint of {saved}, not of {model}.")
 
 
 def _adapter_settings(config):

@@ -13,7 +13,8 @@ kept):
 - ``steps_per_epoch`` caps the batches of an epoch (random batches, the loader shuffles);
 - a checkpoint is a folder ``saved/<Model>-<time>-<6 random hex digits>``
   (:mod:`~recbole_speeder.trainer.checkpoint`: LoRA adapters in peft's format, the plugin's
-  own weights, the trainer state), written atomically and loaded strictly;
+  own weights, the trainer state with the random generators and the data order, so that a
+  resumed run continues the interrupted one), written atomically and loaded strictly;
 - under ``accelerate launch`` / ``torchrun`` (``WORLD_SIZE`` > 1) training batches are sharded,
   the loss runs in DDP, evaluation is sharded and gathered, and only process 0 writes
   checkpoints (:mod:`recbole_speeder.trainer.distributed`); one process changes nothing.
@@ -30,7 +31,9 @@ from tqdm import tqdm
 
 from recbole_speeder.compat import to_plain
 from recbole_speeder.errors import ConfigError
-from recbole_speeder.trainer.checkpoint import is_checkpoint, load_trainable, read_trainer_state, write_checkpoint
+from recbole_speeder.trainer.checkpoint import (
+    is_checkpoint, load_trainable, read_trainer_state, rng_state, set_rng_state, write_checkpoint,
+)
 from recbole_speeder.trainer.distributed import context_for
 from recbole_speeder.trainer.timing import TrainTimeMixin
 
@@ -80,6 +83,8 @@ class _LLMTrainerCore(Trainer):
         self.candidate_sets = {}
         self.scheduler = None
         self._pending_scheduler_state = None
+        self._pending_random_state = None  # (rng, data order) of a resumed checkpoint
+        self._train_loader = None
 
     # -- optimisation -------------------------------------------------------------------
     def _build_optimizer(self, **kwargs):
@@ -99,13 +104,37 @@ class _LLMTrainerCore(Trainer):
         if self._pending_scheduler_state:  # resumed: continue the saved schedule
             self.scheduler.load_state_dict(self._pending_scheduler_state)
             self._pending_scheduler_state = None
+            # a new LambdaLR sets the first step's rate; the next step uses the saved schedule's
+            for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
+                group["lr"] = lr
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         if self.scheduler is None:
             self._build_scheduler(train_data, self.epochs)  # one schedule over all epochs
+        self._train_loader = train_data
+        self._restore_random_state(train_data)
         return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
 
+    def _random_state(self):
+        """Random generators and the training data order at this point (saved with a checkpoint)."""
+        loader = getattr(self._train_loader, "generator", None)
+        return {"rng": rng_state(), "data_order": loader.get_state() if loader is not None else None}
+
+    def _restore_random_state(self, train_data):
+        """A resumed run continues from the saved generators, so that it draws (batches, negatives,
+        dropout, PPT questions) what the uninterrupted run drew. Launched processes keep their
+        own per-process seeds (one process's state is saved) and restore the data order only."""
+        if self._pending_random_state is None:
+            return
+        rng, order = self._pending_random_state
+        self._pending_random_state = None
+        if rng is not None and not self.dist.enabled:
+            set_rng_state(rng)
+        if order is not None and getattr(train_data, "generator", None) is not None:
+            train_data.generator.set_state(order.cpu())
+
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        self._epoch_idx = epoch_idx
         self.model.train()
         steps = self._steps_in_epoch(train_data)
         total_loss, self.epoch_samples = 0.0, 0
@@ -139,7 +168,24 @@ class _LLMTrainerCore(Trainer):
         epoch_hook = getattr(self.model, "valid_epoch_report", None)
         if epoch_hook is not None:
             result.update(epoch_hook())
+        self.log_scalars("Valid", result, self.tensorboard_step(getattr(self, "_epoch_idx", 0)))
         return result[self.valid_metric], result
+
+    # -- TensorBoard (RecBole's writer: log_tensorboard/<run>/) -----------------------------
+    def tensorboard_step(self, epoch_idx):
+        """The x of an epoch's scalars (Speeder counts on across its MPO stages)."""
+        return epoch_idx
+
+    def _add_train_loss_to_tensorboard(self, epoch_idx, losses, tag="Loss/Train"):
+        super()._add_train_loss_to_tensorboard(self.tensorboard_step(epoch_idx), losses, tag)
+
+    def log_scalars(self, prefix, result, step):
+        """Every number of a result dict (candidate metrics, PPT accuracy...) as ``<prefix>/<name>``."""
+        for name, value in (result or {}).items():
+            if name != "n" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.tensorboard.add_scalar(f"{prefix}/{name}", value, step)
+        if hasattr(self.tensorboard, "flush"):
+            self.tensorboard.flush()
 
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False, split="test"):
@@ -162,6 +208,7 @@ class _LLMTrainerCore(Trainer):
             "best_valid_score": float(self.best_valid_score),
             "optimizer": to_plain(self.optimizer.state_dict()),
             "scheduler": to_plain(self.scheduler.state_dict()) if self.scheduler else None,
+            **self._random_state(),
             **self._extra_state(),
         }
         write_checkpoint(folder, self.model, state)
@@ -192,6 +239,7 @@ class _LLMTrainerCore(Trainer):
                               f"(plugin_learning_rate makes a second group).")
         self.optimizer.load_state_dict(state["optimizer"])
         self._pending_scheduler_state = state.get("scheduler")
+        self._pending_random_state = (state.get("rng"), state.get("data_order"))
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
         return state
 

@@ -30,6 +30,10 @@ class SpeederTrainer(LLMTrainer):
     def _extra_state(self):
         return {"stage": self.stage}
 
+    def tensorboard_step(self, epoch_idx):
+        """Epochs of the earlier stages of the plan + this stage's epoch."""
+        return sum(epochs for stage, epochs in self.plan if self.stage is not None and stage < self.stage) + epoch_idx
+
     def _enter_stage(self, stage):
         self.stage = stage
         self.model.set_stage(stage)

@@ -338,34 +338,63 @@ class _Emptied(Exception):
     pass
 
 
-def _drop_small_groups(frame, column, minimum, removed, counter, rule):
+def _drop_small_groups(frame, column, minimum, removed, counter, rule, rows=None):
     """The rows whose ``column`` value has fewer than ``minimum`` rows dropped; the dropped values
-    counted in ``removed[counter]``. Raises :class:`_Emptied` with ``rule`` if nothing is left."""
+    counted in ``removed[counter]`` (and the dropped rows in ``rows[counter]``). Raises
+    :class:`_Emptied` with ``rule`` if nothing is left."""
     small = frame.groupby(column)["item"].transform("size") < minimum
     removed[counter] += int(frame.loc[small, column].nunique())
+    if rows is not None:
+        rows[counter] = rows.get(counter, 0) + int(small.sum())
     frame = frame[~small.to_numpy()]
     if frame.empty:
         raise _Emptied(rule)
     return frame
 
 
-def filter_until_stable(frame, min_item_inter, min_seq_len, removed):
+def filter_until_stable(frame, min_item_inter, min_seq_len, removed, rows=None):
     """Apply the paper's two thresholds alternately until nothing changes.
 
     Removes items with fewer than ``min_item_inter`` interactions and sessions with fewer than
-    ``min_seq_len`` items (after dropping consecutive repeats). Counts go into ``removed``.
-    Raises :class:`_Emptied` naming the rule that removed the last row.
+    ``min_seq_len`` items (after dropping consecutive repeats). Counts go into ``removed`` (and
+    the interactions each rule removed into ``rows``). Raises :class:`_Emptied` naming the rule
+    that removed the last row.
     """
+    rows = {} if rows is None else rows
     while True:
         before = len(frame)
         frame, repeats = _drop_consecutive_repeats(frame)
         removed["consecutive_repeats"] += repeats
+        rows["consecutive_repeats"] = rows.get("consecutive_repeats", 0) + repeats
         frame = _drop_small_groups(frame, "session", min_seq_len, removed, "short_sequences",
-                                   f"sequences with fewer than {min_seq_len} items (--min-seq-len)")
+                                   f"sequences with fewer than {min_seq_len} items (--min-seq-len)", rows)
         frame = _drop_small_groups(frame, "item", min_item_inter, removed, "rare_items",
-                                   f"items with fewer than {min_item_inter} interactions (--min-item-inter)")
+                                   f"items with fewer than {min_item_inter} interactions (--min-item-inter)", rows)
         if len(frame) == before:
             return frame
+
+
+def _emptied_message(name, emptied, rows, total, removed, min_item_inter, min_seq_len, session_window, session_mode):
+    """Why nothing is left: the rule that removed the most interactions, and what to change."""
+    rules = {
+        "short_sequences": f"sequences with fewer than {min_seq_len} items (--min-seq-len)",
+        "rare_items": f"items with fewer than {min_item_inter} interactions (--min-item-inter)",
+        "consecutive_repeats": "consecutive repeats of an item in a session",
+        "unusable_image": "items whose image Pillow cannot open",
+    }
+    most = max(rows, key=rows.get) if rows and max(rows.values()) > 0 else None
+    message = f"Nothing is left of {name}: the rule removing {emptied} removed the last interactions"
+    if most is not None:
+        message += f"; most of the {total} interactions ({rows[most]}) were removed as {rules.get(most, most)}"
+    if most == "short_sequences":
+        window = f"{session_window:g} s"
+        kind = "calendar windows" if session_mode == "day" else "runs without a gap longer than"
+        message += (f". Sessions are {kind} {window} (--session-mode {session_mode}, --session-window "
+                    f"{session_window:g}); a longer --session-window, --session-mode gap or a lower --min-seq-len "
+                    "makes longer sequences")
+    else:
+        message += ". Lower --min-item-inter / --min-seq-len or check the raw files"
+    return message + f" (removed: {removed})."
 
 
 def split_sequences(session_ids, seed, ratios=SPLIT_RATIOS):
@@ -447,14 +476,16 @@ def _usable_candidates(wanted, metadata, available, removed):
     return titles, image_files
 
 
-def _apply_rules(frame, images, image_files, min_item_inter, min_seq_len, removed, log):
+def _apply_rules(frame, images, image_files, min_item_inter, min_seq_len, removed, log, rows=None):
     """Thresholds until stable, then image validation of the survivors; repeat while images fail.
 
-    Returns ``(frame, {item: extension}, [unusable image records])``.
+    Returns ``(frame, {item: extension}, [unusable image records])``; the interactions each rule
+    removed are counted in ``rows``.
     """
     extensions, unusable = {}, []
+    rows = {} if rows is None else rows
     while True:
-        frame = filter_until_stable(frame, min_item_inter, min_seq_len, removed)
+        frame = filter_until_stable(frame, min_item_inter, min_seq_len, removed, rows)
         bad = []
         for item in frame["item"].unique():
             if item in extensions:
@@ -468,7 +499,9 @@ def _apply_rules(frame, images, image_files, min_item_inter, min_seq_len, remove
         if not bad:
             return frame, extensions, unusable
         removed["unusable_image"] += len(bad)
-        frame = frame[~frame["item"].isin(bad)]
+        unusable_rows = frame["item"].isin(bad)
+        rows["unusable_image"] = rows.get("unusable_image", 0) + int(unusable_rows.sum())
+        frame = frame[~unusable_rows.to_numpy()]
         if frame.empty:
             raise _Emptied("items whose image file Pillow cannot open and load")
 
@@ -566,14 +599,13 @@ def prepare_amazon(
             f"Nothing is left of {name}: every item lacks metadata, a title or an image file "
             f"({removed}); check {meta} and {images}.")
     frame = build_sessions(frame, session_window, session_mode)
+    rows, total = {}, len(frame)
     try:
         frame, extensions, unusable = _apply_rules(
-            frame, images, image_files, min_item_inter, min_seq_len, removed, log)
+            frame, images, image_files, min_item_inter, min_seq_len, removed, log, rows)
     except _Emptied as emptied:
-        raise DataError(
-            f"Nothing is left of {name}: the rule removing {emptied} emptied the dataset "
-            f"(removed so far: {removed}). Lower --min-item-inter / --min-seq-len or check the raw files."
-        ) from None
+        raise DataError(_emptied_message(name, emptied, rows, total, removed, min_item_inter, min_seq_len,
+                                         session_window, session_mode)) from None
 
     splits = split_sequences(frame["session_id"].unique(), seed)
     frame = frame.assign(split=frame["session_id"].map(splits))

@@ -1,0 +1,112 @@
+"""A resumed run continues the interrupted one; checkpoints clean what a killed write left;
+TensorBoard files hold the candidate metrics and PPT accuracy of every epoch."""
+
+import glob
+import os
+import shutil
+
+import pytest
+
+from recbole_speeder.quick_start import run
+from recbole_speeder.trainer.llm_trainer import LLMTrainer
+from recbole_speeder.trainer.speeder_trainer import SpeederTrainer
+
+from conftest import FAST, HERE
+
+
+class Stop(Exception):
+    """Stands in for a kill right after a checkpoint was written."""
+
+
+SPEEDER = dict(FAST, mpo_stages=[1, 3], stage_epochs=[1, 0, 2], steps_per_epoch=2, train_batch_size=4, mome_dim=16,
+               mome_heads=2, history_len=5, seq_encoder_epochs=1, seq_encoder_hidden=16, ppt_ratio=0.5,
+               modalities=["text", "seq"], text_encoder="llm")
+
+
+def _record_losses(monkeypatch):
+    """[(stage, epoch, loss)] of every training epoch of the runs that follow."""
+    losses = []
+    train_epoch = LLMTrainer._train_epoch
+
+    def recording(self, train_data, epoch_idx, *args, **kwargs):
+        loss = train_epoch(self, train_data, epoch_idx, *args, **kwargs)
+        losses.append((self.stage, epoch_idx, loss))
+        return loss
+
+    monkeypatch.setattr(LLMTrainer, "_train_epoch", recording)
+    return losses
+
+
+def _without_timing(result):
+    return {k: v for k, v in result.items() if k != "infer_ms_per_sample"}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, tiny_llm_dir):
+    """One whole tiny Speeder run (stage 1, then stage 3 of two epochs), its losses and its folder."""
+    root = tmp_path_factory.mktemp("uninterrupted")
+    shutil.copytree(os.path.join(HERE, "data", "tiny"), root / "dataset" / "tiny")
+    config = dict(SPEEDER, data_path=str(root / "dataset"), llm_path=tiny_llm_dir)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.chdir(root)
+        losses = _record_losses(monkeypatch)
+        result = run(model="Speeder", dataset="tiny", config_dict=config)
+    return config, result, losses, root
+
+
+def test_resumed_run_gives_the_uninterrupted_runs_losses_and_metrics(uninterrupted, monkeypatch, tmp_path):
+    config, whole, whole_losses, _ = uninterrupted
+    assert [(s, e) for s, e, _ in whole_losses] == [(1, 0), (3, 0), (3, 1)]
+    monkeypatch.chdir(tmp_path)
+    config = dict(config, data_path=str(tmp_path / "dataset"))
+    shutil.copytree(os.path.join(HERE, "data", "tiny"), tmp_path / "dataset" / "tiny")
+
+    save = SpeederTrainer._save_checkpoint
+    written = []
+
+    def stop_after_first_stage3_epoch(self, epoch, *args, **kwargs):
+        save(self, epoch, *args, **kwargs)
+        written.append(self.saved_model_file)
+        if self.stage == 3 and epoch == 0:
+            raise Stop()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SpeederTrainer, "_save_checkpoint", stop_after_first_stage3_epoch)
+        with pytest.raises(Stop):
+            run(model="Speeder", dataset="tiny", config_dict=config)
+    stage3 = written[-1]
+    assert stage3.endswith("stage3")
+    # a kill during a checkpoint write leaves a temporary folder beside it: the next write removes it
+    stale = os.path.join(os.path.dirname(stage3), ".tmp-stage3-k1lled")
+    os.makedirs(stale)
+    open(os.path.join(stale, "plugin.safetensors"), "wb").close()
+    other = os.path.join(os.path.dirname(stage3), ".tmp-stage2-k1lled")  # another target's: not touched
+    os.makedirs(other)
+
+    losses = _record_losses(monkeypatch)
+    resumed = run(model="Speeder", dataset="tiny", config_dict=config, resume_file=stage3)
+    assert losses == [whole_losses[-1]]  # stage 3, epoch 1: the same loss, to the last bit
+    assert _without_timing(resumed["candidate_test"]) == _without_timing(whole["candidate_test"])
+    assert _without_timing(resumed["candidate_valid"]) == _without_timing(whole["candidate_valid"])
+    assert not os.path.exists(stale) and os.path.isdir(other)
+    assert not glob.glob(os.path.join(os.path.dirname(stage3), ".tmp-stage3-*"))
+
+
+def test_tensorboard_holds_candidate_metrics_and_ppt_accuracy_per_epoch(uninterrupted):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, result, _, root = uninterrupted
+    folders = {os.path.dirname(f) for f in glob.glob(str(root / "log_tensorboard" / "*" / "events.out.tfevents.*"))}
+    scalars = {}
+    for folder in folders:
+        events = EventAccumulator(folder)
+        events.Reload()
+        for tag in events.Tags()["scalars"]:
+            scalars.setdefault(tag, []).extend((e.step, e.value) for e in events.Scalars(tag))
+    # one validation per epoch: stage 1's, then stage 3's two epochs, counted on: steps 0, 1, 2
+    for tag in ("Valid/vhr@1", "Valid/hr@1", "Valid/mrr", "Valid/ppt_acc"):
+        assert sorted(step for step, _ in scalars[tag]) == [0, 1, 2], tag
+    best = max(value for step, value in scalars["Valid/vhr@1"] if step >= 1)  # stage 3's best epoch
+    assert best == pytest.approx(result["candidate_valid"]["vhr@1"])
+    assert [0, 1, 2] == sorted(step for step, _ in scalars["Loss/Train"])[-3:]
+    assert scalars["Test/vhr@1"][0][1] == pytest.approx(result["candidate_test"]["vhr@1"])
