@@ -180,3 +180,32 @@ def test_fsdp_refuses_models_that_call_the_backbone_unevenly():
     context = types.SimpleNamespace(_fsdp={})
     with pytest.raises(ConfigError, match="fsdp trains Speeder, LLaRA, TALLRec only"):
         Distributed.shard_backbone(context, MLLMMSR())
+
+
+def test_other_processes_wait_for_process_0_to_copy_a_dataset(fast_config, workdir, monkeypatch):
+    """Process 1 of a launch does not copy ml-100k from the recbole package: it waits for
+    process 0's copy (here a thread that copies it half a second later)."""
+    import threading
+
+    import recbole_speeder.config as config_module
+    from recbole_speeder.data.prepare.registry import ensure_dataset_files
+    from recbole_speeder.launch import wait_for_main_process
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    home = str(workdir / "home")
+
+    def not_here(*args):
+        raise AssertionError("process 1 copied the dataset")
+
+    monkeypatch.setattr(config_module, "ensure_dataset_files", not_here)
+    process_0 = threading.Timer(0.5, ensure_dataset_files, (home, "ml-100k"))
+    process_0.start()
+    try:
+        config = Config(model="SASRec", dataset="ml-100k", config_dict=dict(fast_config, data_path=home))
+    finally:
+        process_0.join()
+    assert os.path.isfile(os.path.join(config["data_path"], "ml-100k.item"))
+    with pytest.raises(ConfigError, match="waited 0 s for process 0 to write x"):
+        wait_for_main_process(lambda: False, "x", timeout=0.2, poll=0.05)

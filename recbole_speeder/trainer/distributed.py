@@ -245,13 +245,13 @@ class Distributed(SingleProcess):
         return self._shards[id(loader)][1]
 
     def loss_function(self, model):
-        """DDP-wrapped ``model.calculate_loss``; rewrapped when the trainable set changes.
-        With ``distributed_strategy: fsdp`` the backbone is sharded first (once per model) and
-        DDP leaves the sharded weights alone (they are frozen)."""
+        """DDP-wrapped ``model.calculate_loss``; rewrapped when the trainable set (or
+        :attr:`strategy`) changes. With ``distributed_strategy: fsdp`` the backbone is sharded
+        first (once per model) and DDP leaves the sharded weights alone (they are frozen)."""
         if self.strategy == "fsdp":
             self.shard_backbone(model)
         trainable = tuple(id(p) for p in model.parameters() if p.requires_grad)
-        if self._wrapped is None or self._wrapped_for != (id(model), trainable):
+        if self._wrapped is None or self._wrapped_for != (id(model), trainable, self.strategy):
             self._wrapped = None
             self.accelerator.free_memory()  # drop the previous wrapper (and its gradient hooks)
             module = LossForward(model)
@@ -266,7 +266,7 @@ class Distributed(SingleProcess):
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*broadcast_buffers.*", category=FutureWarning)
                 self._wrapped = self.accelerator.prepare_model(module, device_placement=False)
-            self._wrapped_for = (id(model), trainable)
+            self._wrapped_for = (id(model), trainable, self.strategy)
         return self._wrapped
 
     # -- FSDP (distributed_strategy: fsdp) ----------------------------------------------------
