@@ -2,8 +2,8 @@
 # Issue 19 on nvidia-h200-x2 (2 H200, 32 cores): multi-GPU training measured.
 #   bash docs/results/2026-11-30-h200x2/distributed/run.sh      (from the repository root)
 # Needs /tmp/site (recbole + gguf wheels; put on PYTHONPATH here), the SmolLM2 GGUF at $GGUF and
-# its tokenizer folder at $TOK. About 7.5 minutes: a leg starts only when its expected time fits
-# in BUDGET (default 470 s), and no command runs past HARD (default 560 s). $OUT gets
+# its tokenizer folder at $TOK. About 7 minutes: a leg starts only when its expected time fits
+# in BUDGET (default 450 s), and no command runs past HARD (default 500 s). $OUT gets
 # summary.md (every table and check, rewritten after each leg), run.log (progress),
 # throughput-1gpu.json, throughput-2gpu.json and logs.tar.gz (every command's output, the GPU
 # utilisation samples): 5 files.
@@ -13,8 +13,8 @@ set -u
 HERE=docs/results/2026-11-30-h200x2/distributed
 GGUF=${GGUF:-/tmp/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf}
 TOK=${TOK:-/tmp/smollm2-tok}
-BUDGET=${BUDGET:-470}
-HARD=${HARD:-560}
+BUDGET=${BUDGET:-450}
+HARD=${HARD:-500}
 TP_BACKBONE=${TP_BACKBONE:-llama2-7b-shape}
 TP_STEPS=${TP_STEPS:-10}
 DATASET=${DATASET:-ml-100k}
