@@ -41,9 +41,9 @@ import recbole_speeder.compat as compat
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType, argument_list
 
-from recbole_speeder.data.prepare.registry import ensure_dataset_files, has_sequence_split
+from recbole_speeder.data.prepare.registry import EMBEDDED, dataset_dir, ensure_dataset_files, has_sequence_split, is_prepared
 from recbole_speeder.errors import ConfigError
-from recbole_speeder.launch import check_recbole_ddp_keys, init_launched_device
+from recbole_speeder.launch import check_recbole_ddp_keys, init_launched_device, launched_rank, wait_for_main_process
 from recbole_speeder.schema import check_value, file_annotations
 
 PROPERTIES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "properties")
@@ -208,7 +208,12 @@ class Config(RecBoleConfig):
         self._check_value_types()
         self._apply_negative_sampling()
         data_home = self.final_config_dict["data_path"]
-        ensure_dataset_files(data_home, self.dataset)
+        if launched_rank() == 0:
+            ensure_dataset_files(data_home, self.dataset)
+        else:  # a launched run: process 0 copies an embedded dataset, the others wait for its files
+            folder, files = dataset_dir(data_home, self.dataset), EMBEDDED.get(self.dataset, ())
+            wait_for_main_process(lambda: is_prepared(data_home, self.dataset) and all(
+                os.path.isfile(os.path.join(folder, f)) for f in files), f"the files of {self.dataset} in {folder}")
         self._apply_split_mode(data_home)
         super()._set_default_parameters()
         self.final_config_dict["data_home"] = data_home

@@ -6,6 +6,7 @@ side of a launched run is :mod:`recbole_speeder.trainer.distributed`.
 """
 
 import os
+import time
 
 import torch
 
@@ -18,6 +19,23 @@ def launched_world_size():
         return int(os.environ.get("WORLD_SIZE", "1"))
     except ValueError:
         raise ConfigError(f"WORLD_SIZE must be an integer (got '{os.environ['WORLD_SIZE']}').") from None
+
+
+def launched_rank():
+    """This process's rank among the launched ones (0 when not launched)."""
+    return int(os.environ.get("RANK", "0")) if launched_world_size() > 1 else 0
+
+
+def wait_for_main_process(ready, what, timeout=600.0, poll=0.2):
+    """Before the process group exists (while the configuration is read): a process other than
+    0 waits until ``ready()`` is true, i.e. until process 0 has written ``what``, instead of
+    writing it too. Raises :class:`ConfigError` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise ConfigError(f"Process {launched_rank()} waited {timeout:.0f} s for process 0 to write {what}; "
+                              "it did not (see process 0's error).")
+        time.sleep(poll)
 
 
 def check_recbole_ddp_keys(config_dict):

@@ -4,9 +4,12 @@ One run: config -> dataset -> RecBole split and dataloaders -> the model's side 
 (:func:`attach_side_info`) -> model -> trainer.fit ->
 RecBole's full-ranking test metrics -> the candidate-protocol metrics on the shared sets.
 Under ``accelerate launch`` / ``torchrun`` the LLM models train data-parallel
-(:mod:`recbole_speeder.trainer.distributed`): process 0 logs and writes the shared files first.
+(:mod:`recbole_speeder.trainer.distributed`): process 0 logs and writes the shared files first
+(candidate sets, feature caches, backbone conversions, saved dataloaders); a run ends with every
+process waiting for the others, and the process group is destroyed when the process exits.
 """
 
+import contextlib
 import logging
 from logging import getLogger
 
@@ -134,14 +137,19 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
     compat.quiet_harmless_warnings()
     compat.init_seed(config["seed"], config["reproducibility"])
     dist = context_for(config)
+    dist.begin_run()
     _reset_logging()
     init_process_logging(config)
     logger = getLogger()
     logger.info(config)
 
-    dataset = create_dataset(config)
-    logger.info(dataset)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
+    saves = bool(config["save_dataloaders"])  # the same on every process
+    if saves and not dist.is_main_process:
+        config["save_dataloaders"] = False  # process 0 saves the split; the others then load it
+    with dist.main_process_first() if saves else contextlib.nullcontext():
+        dataset = create_dataset(config)
+        logger.info(dataset)
+        train_data, valid_data, test_data = data_preparation(config, dataset)
 
     model_class = get_model(config["model"])
     candidate_only = getattr(model_class, "candidate_only", False)
@@ -160,7 +168,8 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
         attach_side_info(config, train_data._dataset, train_data, model_class)
 
     compat.init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model = model_class(config, train_data._dataset).to(config["device"])
+    with dist.main_process_first():  # process 0 fills the backbone's conversion / download cache
+        model = model_class(config, train_data._dataset).to(config["device"])
     logger.info(model)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     trainer.candidate_sets = candidate_sets
@@ -204,6 +213,7 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
         log_test_scalars(trainer, result["candidate_test"])
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
+    dist.end_run()  # a launched run: every process waits here; the group is destroyed at exit
     return result
 
 

@@ -1,4 +1,5 @@
-"""One process of tests/test_distributed.py, started by ``torchrun --nproc_per_node=2``.
+"""One process of tests/test_distributed.py, started by ``torchrun --nproc_per_node=2`` or
+``accelerate launch --multi_gpu --num_processes 2``.
 
     torchrun --standalone --nproc_per_node=2 tests/distributed_worker.py OUT_DIR CONFIG_JSON
 
@@ -7,10 +8,14 @@
    ``1000 + rank``, and saves the batch it saw, the initial trainable weights, the gradients
    and the updated weights to ``OUT_DIR/step-rank<r>.pt``;
 2. ``run``: the whole ``quick_start.run`` (train, validate, checkpoint, test), result saved to
-   ``OUT_DIR/run-rank<r>.json``.
+   ``OUT_DIR/run-rank<r>.json``; whether the process group still exists when the process exits
+   (after the plugin's own exit hook) goes to ``OUT_DIR/exit-rank<r>.json``.
+Every file the process opens for writing (or renames into place) under the working directory,
+outside OUT_DIR, is listed in ``OUT_DIR/writes-rank<r>.json`` (a ``sys.addaudithook`` hook).
 With no launcher (WORLD_SIZE unset) :func:`build` gives the single-process pieces.
 """
 
+import atexit
 import json
 import os
 import sys
@@ -27,6 +32,32 @@ from recbole_speeder.trainer.distributed import context_for
 from recbole_speeder.utils import create_dataset, get_model, get_trainer
 
 STEP_SEED = 1000
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+
+def audit_writes(root, exclude):
+    """A list that an audit hook fills with the paths under ``root`` (not under ``exclude``)
+    that this process opens for writing or creates by renaming."""
+    root, exclude = os.path.realpath(root), os.path.realpath(exclude)
+    seen = []
+
+    def keep(path):
+        if not isinstance(path, (str, bytes, os.PathLike)):
+            return
+        path = os.path.realpath(os.fsdecode(path))
+        if path.startswith(root + os.sep) and not path.startswith(exclude + os.sep):
+            seen.append(os.path.relpath(path, root))
+
+    def hook(event, args):
+        if event == "open":
+            path, mode, flags = args
+            if (isinstance(mode, str) and any(c in mode for c in "wax+")) or (flags or 0) & _WRITE_FLAGS:
+                keep(path)
+        elif event in ("os.rename", "os.replace"):
+            keep(args[1])
+
+    sys.addaudithook(hook)
+    return seen
 
 
 def build(config_dict):
@@ -62,7 +93,14 @@ def one_step(config_dict, out_dir):
     train_data.generator.set_state(state)
     torch.manual_seed(STEP_SEED + dist.process_index)
     loss = trainer._train_epoch(train_data, 0)
+    from torch.distributed.tensor import DTensor
+
+    sharded = sorted(n for n, p in model.named_parameters() if isinstance(p, DTensor))
+    frozen_in_layers = sorted(n for n, p in model.named_parameters()
+                              if ".layers." in n and "lora_" not in n and not p.requires_grad)
     torch.save({
+        "sharded": sharded,
+        "frozen_in_layers": frozen_in_layers,
         "batch": {k: v.cpu() for k, v in batch.interaction.items()},
         "before": before,
         "grads": {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None},
@@ -81,8 +119,22 @@ def whole_run(config_dict, out_dir):
         json.dump({k: result[k] for k in keep}, f)
 
 
+def record_exit(out_dir):
+    """At exit, after every exit hook registered later (the plugin's), whether the process
+    group is still there."""
+    def record():
+        with open(os.path.join(out_dir, f"exit-rank{os.environ.get('RANK', '0')}.json"), "w") as f:
+            json.dump({"process_group_left": torch.distributed.is_initialized()}, f)
+
+    atexit.register(record)
+
+
 if __name__ == "__main__":
     out_dir, config_json = sys.argv[1], sys.argv[2]
+    writes = audit_writes(os.getcwd(), out_dir)
+    record_exit(out_dir)  # registered first, so it runs last
     config_dict = json.loads(config_json)
     one_step(config_dict, out_dir)
     whole_run(config_dict, out_dir)
+    with open(os.path.join(out_dir, f"writes-rank{os.environ.get('RANK', '0')}.json"), "w") as f:
+        json.dump(sorted(set(writes)), f)

@@ -18,16 +18,34 @@ Launch the usual run script under ``accelerate launch --num_processes N`` or
 - evaluates its share of the evaluation batches; the per-sequence ranks are gathered and put
   back in order, so every process returns the metrics one process would give;
 - leaves logs, checkpoints, candidate sets and feature caches to process 0 (the others wait,
-  then read what it wrote).
+  then read what it wrote);
+- ends cleanly: ``quick_start.run`` ends with :meth:`Distributed.end_run` (every process waits
+  for the others); when the process exits after a run that ended so, the process group is
+  destroyed (:meth:`Distributed.close`, an ``atexit`` hook), so NCCL's communicators are freed
+  in the same order everywhere and PyTorch's exit warning about ``destroy_process_group`` is not
+  given. It is destroyed at exit, not at the end of ``run``, because a process group cannot be
+  started twice in one process under ``torchrun`` (the second rendezvous reads the first's
+  keys): several runs in one launched process share it. After a failed run nothing is waited
+  for (the launcher stops the other processes). A script that uses this module without
+  ``run`` calls :meth:`Distributed.close` at its end.
+
+``distributed_strategy: fsdp`` shards the backbone's frozen decoder weights over the processes
+with PyTorch's FSDP2 (``fully_shard`` on every decoder layer, see :meth:`Distributed.shard_backbone`);
+the trainable weights (LoRA, MRC, PPL, projectors) stay whole on every process, their gradients
+averaged by DDP as above, so optimizers and checkpoints are the same as with ``ddp``.
+Evaluation gathers every layer's full weights once for the pass (:meth:`Distributed.full_weights`)
+and shards them again after it. FSDP / DeepSpeed set up with ``accelerate config`` /
+``accelerate launch --use_fsdp`` are refused (they would shard the trainable weights too and
+replace the parameters the optimizer holds): use ``distributed_strategy: fsdp`` instead.
 
 With ``WORLD_SIZE`` unset or 1, :func:`context_for` returns :data:`SINGLE`, whose methods hand
 everything back unchanged: a single-process run never imports or touches ``accelerate``.
-Only plain data parallelism (DDP) is supported; FSDP / DeepSpeed set up with
-``accelerate config`` are refused (evaluation calls the model outside its forward).
 """
 
+import atexit
 import contextlib
 import logging
+import os
 import shutil
 import warnings
 
@@ -38,6 +56,14 @@ from recbole_speeder.evaluation.candidate_eval import CandidateEvaluator
 from recbole_speeder.launch import launched_world_size
 
 BACKENDS = ("auto", "nccl", "gloo")
+STRATEGIES = ("ddp", "fsdp")
+# models whose training step calls the backbone exactly once on every process (FSDP gathers each
+# layer's weights in every forward and backward: the processes must make the same calls).
+# MLLMMSR also generates preference summaries inside training steps, a different number of
+# tokens on each process; ZeroShot trains nothing.
+FSDP_MODELS = ("Speeder", "LLaRA", "TALLRec")
+# accelerate's own sharding setups (``accelerate config`` / ``accelerate launch --use_fsdp``)
+ACCELERATE_SHARDING_ENV = ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED")
 
 
 class SingleProcess:
@@ -78,8 +104,39 @@ class SingleProcess:
     def silence_trainer(self, trainer):
         pass
 
+    def full_weights(self, model):
+        return contextlib.nullcontext()
+
+    def begin_run(self):
+        pass
+
+    def end_run(self):
+        pass
+
+    def close(self):
+        pass
+
 
 SINGLE = SingleProcess()
+
+
+def check_strategy(config, environ=None):
+    """``distributed_strategy`` of a launched run ('ddp' or 'fsdp'); refuses an unknown value
+    and accelerate's own FSDP / DeepSpeed setups (module doc)."""
+    environ = os.environ if environ is None else environ
+    strategy = str(_key(config, "distributed_strategy") or "ddp").lower()
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"distributed_strategy must be one of {', '.join(STRATEGIES)} (got '{strategy}').")
+    for var in ACCELERATE_SHARDING_ENV:
+        if str(environ.get(var, "")).lower() in ("1", "true", "yes"):
+            kind = "FSDP" if "FSDP" in var else "DeepSpeed"
+            raise ConfigError(
+                f"Launched with accelerate's {kind} setup ({var}); recbole-speeder shards with its own "
+                "`distributed_strategy: fsdp` (the backbone's frozen weights only) on a plain launch: "
+                "`accelerate launch --multi_gpu --num_processes N ...` or `torchrun --nproc_per_node N ...` "
+                "(run `accelerate config` again without FSDP / DeepSpeed, or pass --multi_gpu)."
+            )
+    return strategy
 
 
 class LossForward(torch.nn.Module):
@@ -103,7 +160,8 @@ class Distributed(SingleProcess):
         from accelerate import Accelerator, DistributedType
         from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs
 
-        backend = str(config["distributed_backend"] or "auto").lower()
+        self.strategy = check_strategy(config)
+        backend = str(_key(config, "distributed_backend") or "auto").lower()
         if backend not in BACKENDS:
             raise ConfigError(f"distributed_backend must be one of {', '.join(BACKENDS)} (got '{backend}').")
         device = torch.device(config["device"])
@@ -124,8 +182,9 @@ class Distributed(SingleProcess):
         if self.accelerator.distributed_type not in (DistributedType.MULTI_GPU, DistributedType.MULTI_CPU):
             raise ConfigError(
                 f"Launched with accelerate's {self.accelerator.distributed_type.value} setup; recbole-speeder "
-                "supports plain data parallelism only (MULTI_GPU / MULTI_CPU). Run `accelerate config` again "
-                "without FSDP / DeepSpeed, or launch with torchrun."
+                "runs on plain data-parallel processes (MULTI_GPU / MULTI_CPU) and shards with its own "
+                "`distributed_strategy: fsdp`. Run `accelerate config` again without FSDP / DeepSpeed, "
+                "or launch with torchrun."
             )
         if torch.device(self.accelerator.device) != device and device.type == "cuda":
             raise ConfigError(f"Process device {device} differs from accelerate's {self.accelerator.device}.")
@@ -136,6 +195,10 @@ class Distributed(SingleProcess):
         self.seed = int(config["seed"])
         self._wrapped, self._wrapped_for = None, None
         self._shards = {}
+        self._fsdp = {}  # id(model) -> (model, its decoder layers sharded by shard_backbone)
+        self.closed = False
+        self._run_ended = False
+        atexit.register(self._close_at_exit)
 
     # -- coordination --------------------------------------------------------------------
     def main_process_first(self):
@@ -182,16 +245,114 @@ class Distributed(SingleProcess):
         return self._shards[id(loader)][1]
 
     def loss_function(self, model):
-        """DDP-wrapped ``model.calculate_loss``; rewrapped when the trainable set changes."""
+        """DDP-wrapped ``model.calculate_loss``; rewrapped when the trainable set (or
+        :attr:`strategy`) changes. With ``distributed_strategy: fsdp`` the backbone is sharded
+        first (once per model) and DDP leaves the sharded weights alone (they are frozen)."""
+        if self.strategy == "fsdp":
+            self.shard_backbone(model)
         trainable = tuple(id(p) for p in model.parameters() if p.requires_grad)
-        if self._wrapped is None or self._wrapped_for != (id(model), trainable):
+        if self._wrapped is None or self._wrapped_for != (id(model), trainable, self.strategy):
             self._wrapped = None
             self.accelerator.free_memory()  # drop the previous wrapper (and its gradient hooks)
+            module = LossForward(model)
+            sharded = [name for name, p in module.named_parameters() if _is_sharded(p)]
+            if sharded:
+                if any(p.requires_grad for p in module.parameters() if _is_sharded(p)):
+                    raise ConfigError("distributed_strategy: fsdp shards the backbone's frozen weights only; "
+                                      "a sharded weight was made trainable.")
+                from torch.nn.parallel import DistributedDataParallel
+
+                DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, sharded)
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*broadcast_buffers.*", category=FutureWarning)
-                self._wrapped = self.accelerator.prepare_model(LossForward(model), device_placement=False)
-            self._wrapped_for = (id(model), trainable)
+                self._wrapped = self.accelerator.prepare_model(module, device_placement=False)
+            self._wrapped_for = (id(model), trainable, self.strategy)
         return self._wrapped
+
+    # -- FSDP (distributed_strategy: fsdp) ----------------------------------------------------
+    def shard_backbone(self, model):
+        """Shard ``model.llm``'s frozen decoder-layer weights over the processes with FSDP2
+        (``fully_shard`` on every decoder layer, the decoder as their root); LoRA and every
+        other trainable weight, the embeddings, the final norm and the LM head stay whole
+        (they are read directly, outside the decoder's forward). Done once per model; returns
+        the sharded layers."""
+        if id(model) in self._fsdp:
+            return self._fsdp[id(model)][1]
+        name = type(model).__name__
+        if name not in FSDP_MODELS:
+            raise ConfigError(f"distributed_strategy: fsdp trains {', '.join(FSDP_MODELS)} only ({name} calls the "
+                              "backbone a different number of times on each process); use ddp.")
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        from recbole_speeder.llm.decoding import causal_lm_parts
+
+        decoder, _ = causal_lm_parts(model.llm)
+        layers = getattr(decoder, "layers", None)
+        if not isinstance(layers, torch.nn.ModuleList) or not len(layers):
+            raise ConfigError(f"distributed_strategy: fsdp needs a decoder with a `layers` list; "
+                              f"{type(decoder).__name__} has none.")
+        mesh = init_device_mesh(self.device.type, (self.num_processes,))
+
+        def kept_whole(module):
+            return {p for n, p in module.named_parameters() if p.requires_grad or "lora_" in n}
+
+        in_layers = set()
+        for layer in layers:
+            in_layers |= set(layer.parameters())
+            fully_shard(layer, mesh=mesh, reshard_after_forward=True, ignored_params=kept_whole(layer))
+        # the root: gathers nothing itself (embeddings and norm kept whole), lets the layers
+        # free their gathered weights after each forward (a root FSDP module would keep its own)
+        fully_shard(decoder, mesh=mesh, ignored_params={p for p in decoder.parameters() if p not in in_layers})
+        self._fsdp[id(model)] = (model, list(layers))
+        return self._fsdp[id(model)][1]
+
+    @contextlib.contextmanager
+    def full_weights(self, model):
+        """Every sharded layer's full weights on every process for the block (gathered once),
+        sharded again after it: evaluation and generation then call no collective per forward,
+        so the processes may run different numbers of batches and tokens."""
+        layers = self._fsdp.get(id(model), (None, ()))[1]
+        for layer in layers:
+            layer.set_reshard_after_forward(False, recurse=False)
+            layer.unshard()
+        try:
+            yield
+        finally:
+            for layer in layers:
+                layer.reshard()
+                layer.set_reshard_after_forward(True, recurse=False)
+
+    # -- end ------------------------------------------------------------------------------------
+    def begin_run(self):
+        """A run starts: until :meth:`end_run`, an exit is not a clean end."""
+        self._run_ended = False
+
+    def end_run(self):
+        """A run ended on every process (they wait for each other here); the process group is
+        destroyed when the process exits (module doc)."""
+        self.wait_for_everyone()
+        self._run_ended = True
+
+    def _close_at_exit(self):
+        if self._run_ended and not self.closed:
+            self.close()
+
+    def close(self):
+        """Wait for every process, then destroy the process group (accelerate's state with it).
+        No collective can follow in this process: a later :func:`context_for` refuses."""
+        from accelerate.state import AcceleratorState, GradientState
+
+        if self.closed:
+            return
+        self.accelerator.wait_for_everyone()
+        self._wrapped, self._shards, self._fsdp = None, {}, {}
+        self.accelerator.free_memory()
+        self.accelerator.end_training()  # destroy_process_group()
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
+        self.closed = True
+        atexit.unregister(self._close_at_exit)
 
     # -- evaluation and output --------------------------------------------------------------
     def candidate_evaluator(self, config):
@@ -215,6 +376,20 @@ class Distributed(SingleProcess):
         trainer.tensorboard = _NoTensorboard()
 
 
+def _key(config, name):
+    """``config[name]``, None when unset (a RecBole Config or a plain dict)."""
+    try:
+        return config[name]
+    except KeyError:
+        return None
+
+
+def _is_sharded(param):
+    from torch.distributed.tensor import DTensor
+
+    return isinstance(param, DTensor)
+
+
 class _NoTensorboard:
     """Accepts TensorBoard calls and writes nothing (processes other than 0)."""
 
@@ -230,6 +405,10 @@ class ShardedCandidateEvaluator(CandidateEvaluator):
     def __init__(self, config, dist):
         super().__init__(config)
         self.dist = dist
+
+    def evaluate(self, model, eval_data, candidate_set):
+        with self.dist.full_weights(model):  # FSDP: full weights for the pass
+            return super().evaluate(model, eval_data, candidate_set)
 
     def keep_batch(self, index):
         return index % self.dist.num_processes == self.dist.process_index
@@ -249,6 +428,9 @@ def context_for(config):
         return SINGLE
     if _CONTEXT is None:
         _CONTEXT = Distributed(config)
+    if _CONTEXT.closed:
+        raise ConfigError("The process group of this launched process was closed (Distributed.close); "
+                          "it cannot be started again in the same process.")
     return _CONTEXT
 
 
