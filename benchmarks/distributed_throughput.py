@@ -43,18 +43,13 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 
-def _int_list(text):
-    values = [int(v) for v in str(text).split(",") if v.strip()]
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbone", default="llama2-7b-shape",
                         help="a random:<shape> backbone (tiny | smollm2-shape | llama2-7b-shape), or default / a model folder")
     parser.add_argument("--tokenizer", default=None, help="tokenizer of a shape backbone (default: SmolLM2's)")
+    from efficiency import _int_list  # comma-separated positive integers, as efficiency.py reads them
+
     parser.add_argument("--batch", type=_int_list, default=[16], help="per-GPU batches to measure, e.g. 16,32")
     parser.add_argument("--history", type=int, default=10, help="history items per sequence")
     parser.add_argument("--strategy", default="ddp", help="ddp, fsdp or ddp,fsdp (several processes only)")

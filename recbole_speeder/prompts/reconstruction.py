@@ -15,38 +15,28 @@ LC-Rec's index-language alignment tasks.
 import numpy as np
 import torch
 
-from recbole_speeder.errors import ConfigError
 from recbole_speeder.llm.answers import IGNORE
-from recbole_speeder.prompts.base import PromptBase, PromptBatch, check_template, left_pad
+from recbole_speeder.prompts.base import PromptBatch, check_template, left_pad
+from recbole_speeder.prompts.title import TitleAnswerPrompt
 
 DEFAULT_RECONSTRUCTION_TEMPLATE = "Here is an item: {item}. Its title is:"
 
 
-class ReconstructionPrompt(PromptBase):
+class ReconstructionPrompt(TitleAnswerPrompt):
     """Prompts "item vector -> title" and their teacher-forced answers."""
 
     def __init__(self, tokenizer, titles, template=DEFAULT_RECONSTRUCTION_TEMPLATE, use_chat_template=False,
                  title_max_tokens=24):
-        super().__init__(tokenizer, use_chat_template=use_chat_template)
+        super().__init__(tokenizer, titles, use_chat_template=use_chat_template, title_max_tokens=title_max_tokens)
         check_template(template, "reconstruction_template", ["item"])
         (self._before, self._after), _ = self.template_pieces(template, ["item"])
-        self.titles = list(titles)
-        self.title_max_tokens = int(title_max_tokens)
-        if self.title_max_tokens < 1:
-            raise ConfigError(f"title_max_tokens must be at least 1 (got {title_max_tokens}).")
-        self.eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else self.pad_id
-        self._title_ids = {}
-
-    def title_ids(self, item):
-        """Token ids of the item's title as it is answered (cut to ``title_max_tokens``)."""
-        return self.item_piece(self._title_ids, self.titles, item, self.title_max_tokens)
 
     def build(self, items):
         """(PromptBatch with one placeholder per row, labels [B, L]) for the item ids ``items``."""
         items = [int(i) for i in (items.tolist() if torch.is_tensor(items) else items)]
         rows, slots, answers = [], [], []
         for item in items:
-            answer = list(self.title_ids(item)) + [self.eos_id]
+            answer = self.answer_ids(item)
             slots.append(len(self._before))
             rows.append(self._before + [self.pad_id] + self._after + answer)
             answers.append(len(answer))

@@ -15,6 +15,7 @@ token of every row sits at the last position.
 import numpy as np
 import torch
 
+from recbole_speeder.errors import ConfigError
 from recbole_speeder.llm.answers import IGNORE
 from recbole_speeder.prompts.base import PromptBase, PromptBatch, check_template, left_pad
 
@@ -24,18 +25,16 @@ DEFAULT_TITLE_PROMPT = (
     "Answer with the title of one candidate only. Answer: ")
 
 
-class TitlePrompt(PromptBase):
-    """Builds title prompts (optionally hybrid) and their teacher-forced answers."""
+class TitleAnswerPrompt(PromptBase):
+    """A prompt whose answer is an item's title: titles cut to ``title_max_tokens`` tokens,
+    encoded once per item, followed by the end of sequence."""
 
-    def __init__(self, tokenizer, titles, prompt_template=DEFAULT_TITLE_PROMPT, item_separator=", ",
-                 use_chat_template=False, title_max_tokens=24):
+    def __init__(self, tokenizer, titles, item_separator=", ", use_chat_template=False, title_max_tokens=24):
         super().__init__(tokenizer, item_separator=item_separator, use_chat_template=use_chat_template)
-        check_template(prompt_template, "prompt_template", ["history", "candidates"])
-        self._rec_pieces, self._rec_order = self.template_pieces(prompt_template, ["history", "candidates"])
         self.titles = list(titles)
         self.title_max_tokens = int(title_max_tokens)
         if self.title_max_tokens < 1:
-            raise ValueError(f"title_max_tokens must be at least 1 (got {title_max_tokens})")
+            raise ConfigError(f"title_max_tokens must be at least 1 (got {title_max_tokens}).")
         self.eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else self.pad_id
         self._title_ids = {}
 
@@ -50,6 +49,17 @@ class TitlePrompt(PromptBase):
     def answer_ids(self, item):
         """Target tokens of an answer naming ``item``: its title, then end of sequence."""
         return list(self.title_ids(item)) + [self.eos_id]
+
+
+class TitlePrompt(TitleAnswerPrompt):
+    """Builds title prompts (optionally hybrid) and their teacher-forced answers."""
+
+    def __init__(self, tokenizer, titles, prompt_template=DEFAULT_TITLE_PROMPT, item_separator=", ",
+                 use_chat_template=False, title_max_tokens=24):
+        super().__init__(tokenizer, titles, item_separator=item_separator, use_chat_template=use_chat_template,
+                         title_max_tokens=title_max_tokens)
+        check_template(prompt_template, "prompt_template", ["history", "candidates"])
+        self._rec_pieces, self._rec_order = self.template_pieces(prompt_template, ["history", "candidates"])
 
     def _row(self, history, candidates, hybrid, answer):
         ids, slots = [], []
