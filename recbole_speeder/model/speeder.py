@@ -10,7 +10,11 @@ MRC/MoME fused vector e_mm per item (eqs 1-10, 18) -> hybrid prompt with one pla
 history item, candidate and PPT item, history placeholders + PPL vector p_i (eqs 15-17) ->
 causal LLM with LoRA -> logits of the answer token only -> the candidate's index (t_out = 1).
 Training mixes the recommendation task with the positional proxy task PPT (eqs 13-14); the
-loss is cross-entropy on the answer token (eq 19). The three MPO stages (section 2.5) are
+loss is cross-entropy on the answer token (eq 19). ``ppt_layout: shared`` asks the PPT question
+after the recommendation answer in the same row (the history is encoded once; the causal mask
+keeps the recommendation answer blind to it), ``separate`` in a prompt of its own (the paper's
+form). ``prompt_packing`` runs a batch's prompts as one padding-free row
+(:mod:`~recbole_speeder.llm.packing`). The three MPO stages (section 2.5) are
 run by :class:`~recbole_speeder.trainer.speeder_trainer.SpeederTrainer` through
 :meth:`Speeder.set_stage`, after the table of :mod:`~recbole_speeder.model.layers.mpo`.
 """
@@ -23,7 +27,7 @@ import torch
 from recbole_speeder.errors import ConfigError
 from recbole_speeder.evaluation.candidate_eval import CandidateScores
 from recbole_speeder.llm.answers import label_answer_loss, label_scores, pair_logits, parse_label_answer
-from recbole_speeder.llm.decoding import answer_logits, generate_answers
+from recbole_speeder.llm.decoding import generate_answers, head_logits, hidden_at
 from recbole_speeder.model.abstract_llm import LLMSequentialRecommender
 from recbole_speeder.model.layers.mpo import STAGE_MODALITIES, STAGE_PARTS
 from recbole_speeder.model.layers.mrc import ITEM_VECTOR_NORMS, MRC, rescale_to_norm
@@ -32,6 +36,8 @@ from recbole_speeder.prompts.base import build_inputs_embeds
 from recbole_speeder.prompts.hybrid import HybridPrompt
 
 logger = logging.getLogger(__name__)
+
+PPT_LAYOUTS = ("shared", "separate")
 
 
 class Speeder(LLMSequentialRecommender):
@@ -69,6 +75,7 @@ class Speeder(LLMSequentialRecommender):
             ppt_template=config["ppt_template"],
             use_chat_template=config["use_chat_template"],
             candidate_labels=config["candidate_labels"],
+            ppt_followup_template=config["ppt_followup_template"],
         )
         self.register_buffer("label_ids", self.prompt.label_token_ids(self.num_candidates), persistent=False)
         plugin_lr = config["plugin_learning_rate"]
@@ -80,6 +87,10 @@ class Speeder(LLMSequentialRecommender):
             raise ConfigError(f"plugin_learning_rate must be a positive number or ~ (got {plugin_lr!r}).")
         self.use_ppt = bool(config["use_ppt"])
         self.ppt_ratio = float(config["ppt_ratio"])
+        self.ppt_layout = str(config["ppt_layout"])
+        if self.ppt_layout not in PPT_LAYOUTS:
+            raise ConfigError(f"ppt_layout must be one of {', '.join(PPT_LAYOUTS)} (got '{self.ppt_layout}').")
+        self.prompt_packing = bool(config["prompt_packing"])
         self.eval_mode = config["eval_mode"]
         if self.eval_mode not in ("constrained", "generate"):
             raise ConfigError(f"eval_mode must be constrained or generate (got '{self.eval_mode}').")
@@ -131,29 +142,61 @@ class Speeder(LLMSequentialRecommender):
         return super().train(mode)
 
     def _slot_vectors(self, batch):
-        ids = batch.slot_item_ids().to(self.label_ids.device)
+        """Item vector of every placeholder of a batch on the device: in training one MRC pass
+        over the batch's distinct items (found on the host, :meth:`_on_device`); at inference
+        one pass over all items, cached until the weights change."""
         if not self.training:
             if self._fused_cache is None:  # one batched pass over all items, reused at inference
-                all_ids = torch.arange(self.n_items, device=ids.device)
+                all_ids = torch.arange(self.n_items, device=self.label_ids.device)
                 self._fused_cache = torch.cat([self.fuse(chunk) for chunk in all_ids.split(4096)])
-            return self._fused_cache[ids]
-        unique, inverse = torch.unique(ids, return_inverse=True)
+            return self._fused_cache[batch.slot_item_ids()]
+        extras = batch.extras or {}
+        if "fuse_ids" in extras:
+            return self.fuse(extras["fuse_ids"])[extras["fuse_inverse"]]
+        unique, inverse = torch.unique(batch.slot_item_ids(), return_inverse=True)
         return self.fuse(unique)[inverse]
 
+    # -- one decoder pass over a prompt batch ---------------------------------------------
+    def _on_device(self, batch, pack):
+        """A host batch, packed when ``pack``, with its distinct items (for :meth:`_slot_vectors`
+        in training), on the model's device in one copy."""
+        if pack:
+            batch = batch.pack()
+        if self.training:
+            unique, inverse = np.unique(batch.slot_item_ids().numpy(), return_inverse=True)
+            batch.extras = dict(batch.extras or {}, fuse_ids=torch.from_numpy(unique),
+                                fuse_inverse=torch.from_numpy(inverse.reshape(-1)))
+        return batch.to(self.label_ids.device)
+
+    def _embeds(self, batch):
+        return build_inputs_embeds(self.llm, batch, self._slot_vectors(batch), self.ppl)
+
+    def _answer_hidden(self, batch, embeds, names=("rec",)):
+        """name -> last hidden states [K, H] at the batch's answers of that name, one decoder pass."""
+        pairs = [batch.answer(name) for name in names]
+        rows = torch.cat([r for r, _ in pairs]) if len(pairs) > 1 else pairs[0][0]
+        positions = torch.cat([p for _, p in pairs]) if len(pairs) > 1 else pairs[0][1]
+        hidden = hidden_at(self.llm, embeds, rows, positions, attention_mask=batch.decoder_mask(),
+                           packing=batch.packing)
+        return dict(zip(names, hidden.split([r.shape[0] for r, _ in pairs])))
+
     def _logits(self, batch):
-        batch = batch.to(self.label_ids.device)
-        embeds = build_inputs_embeds(self.llm, batch, self._slot_vectors(batch), self.ppl)
-        return answer_logits(self.llm, embeds, batch.attention_mask), batch, embeds
+        """(label logits [B, V] at each row's recommendation answer, device batch, inputs_embeds).
+        Generation reads the padded batch, so only constrained scoring packs."""
+        batch = self._on_device(batch, self.prompt_packing and self.eval_mode == "constrained")
+        embeds = self._embeds(batch)
+        return head_logits(self.llm, self._answer_hidden(batch, embeds)["rec"]), batch, embeds
 
     # -- training -------------------------------------------------------------------------
     def _ppt_prompts(self, histories):
-        """PPT questions for about ``ppt_ratio`` of the sequences (eqs 13-14)."""
+        """PPT questions for about ``ppt_ratio`` of the sequences (eqs 13-14): (rows, a/b/c
+        items [P, 3], is_yes [P]) on the host, rows ascending; None when there is none."""
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))
         rows, abc, labels = [], [], []
         for i, history in enumerate(histories):
             if rng.random() >= self.ppt_ratio:
                 continue
-            items = history.cpu().numpy()
+            items = np.asarray(history, dtype=np.int64)
             sample = sample_ppt(items, rng)
             if sample is None:
                 self._ppt_counts["skipped"] += 1
@@ -163,38 +206,65 @@ class Speeder(LLMSequentialRecommender):
             labels.append(sample.label)
         if not rows:
             return None
-        target = torch.tensor(
-            [self.prompt.yes_id if yes else self.prompt.no_id for yes in labels], device=self.label_ids.device
-        )
-        return self.prompt.build_ppt([histories[i] for i in rows], abc), target
+        return rows, np.asarray(abc, dtype=np.int64), np.asarray(labels, dtype=bool)
+
+    def _training_batch(self, histories, candidates, target_pos):
+        """The host batch of one training step: the recommendation prompts and, with PPT, the
+        questions of :meth:`_ppt_prompts` in the ``ppt_layout``; extras ``rec_target`` (label
+        token per row), ``rec_target_pos`` (the target's candidate column per row) and
+        ``ppt_target`` (yes / no token per question, answer ``"ppt"`` order)."""
+        extras = {"rec_target": self.prompt.label_token_ids(self.num_candidates)[target_pos],
+                  "rec_target_pos": target_pos}
+        ppt = self._ppt_prompts(histories) if self.use_ppt and self.ppt_ratio > 0 else None
+        if ppt is None:
+            batch = self.prompt.build(histories, candidates)
+            batch.extras = extras
+            return batch
+        rows, abc, is_yes = ppt
+        ppt_target = torch.from_numpy(np.where(is_yes, self.prompt.yes_id, self.prompt.no_id))
+        if self.ppt_layout == "shared":
+            batch = self.prompt.build_shared(histories, candidates, target_pos, rows, abc)
+        else:
+            batch = self.prompt.build(histories, candidates).concat(
+                self.prompt.build_ppt([histories[i] for i in rows], abc), self.prompt.pad_id)
+        batch.extras = dict(extras, ppt_target=ppt_target)
+        return batch
+
+    def _with_ppt_loss(self, rec_loss, num_rec, hidden, target):
+        """Eq 19 over the recommendation and PPT answers together: the mean cross-entropy of
+        all ``num_rec + P`` answers (as one batch of answers would give); PPT accuracy counted
+        on the device (read once per epoch by :meth:`valid_epoch_report`)."""
+        logits = head_logits(self.llm, hidden)
+        num_ppt = target.shape[0]
+        with torch.no_grad():
+            pair = pair_logits(logits, self.prompt.yes_id, self.prompt.no_id).argmax(dim=1)
+            predicted = torch.where(pair == 0, self.prompt.yes_id, self.prompt.no_id)
+            correct = (predicted == target).sum()
+        self._ppt_counts["correct"] = self._ppt_counts["correct"] + correct
+        self._ppt_counts["total"] += num_ppt
+        return (rec_loss * num_rec + label_answer_loss(logits, target) * num_ppt) / (num_rec + num_ppt)
 
     def calculate_loss(self, interaction):
         """Eq 19 on the recommendation prompts, plus the PPT questions (eqs 13-14) of about
         ``ppt_ratio`` of the sequences: one forward pass over both, mean cross-entropy over
-        all their answers."""
+        all their answers. Prompts are built on the host and reach the device in one copy;
+        nothing in the step waits for the device."""
         histories = self.recent_history(interaction)
-        candidates, target_pos = self.training_candidates(interaction)
-        batch = self.prompt.build(histories, candidates)
-        targets = self.label_ids[target_pos]
-        ppt = self._ppt_prompts(histories) if self.use_ppt and self.ppt_ratio > 0 else None
-        if ppt is not None:
-            batch = batch.concat(ppt[0], self.prompt.pad_id)
-            targets = torch.cat([targets, ppt[1]])
-        logits, _, _ = self._logits(batch)
-        if ppt is not None:
-            ppt_logits, ppt_target = logits[len(histories):], ppt[1]
-            pair = pair_logits(ppt_logits, self.prompt.yes_id, self.prompt.no_id).argmax(dim=1)
-            predicted = torch.where(pair == 0, self.prompt.yes_id, self.prompt.no_id)
-            self._ppt_counts["correct"] += int((predicted == ppt_target).sum())
-            self._ppt_counts["total"] += len(ppt_target)
-        return label_answer_loss(logits, targets)
+        candidates, target_pos = self.training_candidates(interaction, device="cpu")
+        batch = self._on_device(self._training_batch(histories, candidates, target_pos), self.prompt_packing)
+        names = ("rec", "ppt") if "ppt_target" in batch.extras else ("rec",)
+        hidden = self._answer_hidden(batch, self._embeds(batch), names)
+        loss = label_answer_loss(head_logits(self.llm, hidden["rec"]), batch.extras["rec_target"])
+        if "ppt" not in hidden:
+            return loss
+        return self._with_ppt_loss(loss, len(histories), hidden["ppt"], batch.extras["ppt_target"])
 
     def valid_epoch_report(self):
         """PPT accuracy and skipped sequences since the last report (the paper's Figure 5)."""
         counts, self._ppt_counts = self._ppt_counts, {"correct": 0, "total": 0, "skipped": 0}
         if not self.use_ppt:
             return {}
-        acc = counts["correct"] / counts["total"] if counts["total"] else 0.0
+        acc = int(counts["correct"]) / counts["total"] if counts["total"] else 0.0
         return {"ppt_acc": round(acc, 4), "ppt_skipped": counts["skipped"]}
 
     # -- evaluation -----------------------------------------------------------------------
