@@ -17,8 +17,17 @@ see :class:`BareBackbone`) and history length n it measures, at
 - peak memory: ``torch.cuda.max_memory_allocated`` on GPU (weights included); on CPU the
   process's peak resident set size (``VmHWM`` of ``/proc/self/status``, reset before each
   measurement through ``/proc/self/clear_refs``; also counts the Python heap);
-- prompt tokens per sample: the mean attention-mask length of the first LLM call of the
-  inference step (the prompt, before any generated token).
+- prompt tokens per sample: the mean prompt length of the first LLM call of the inference
+  step (the prompt, before any generated token);
+- for Speeder and the bare backbone, achieved TFLOP/s of training and inference: the model
+  FLOPs of the decoder per sample (the formula is written down at :func:`step_flops`; the
+  prompt lengths come from one more, untimed step) over the measured time, and in brackets its
+  share of ``--peak-tflops`` (default 790: an H200's bf16 dense matrix product, as measured);
+  the real (unpadded) tokens per training sample, PPT included, beside it.
+
+``--packed-attention`` picks the attention of packed prompts (:mod:`recbole_speeder.llm.packing`);
+``--profile`` also counts the host side of the profiled step (operators dispatched, reads of
+tensor values, kernel launches and synchronisations on a GPU).
 
 Warm-up steps (``--warmup``) are excluded and the device is synchronised around every timed
 section. The models are the plugin's real classes, built from a RecBole ``Config`` and a
@@ -41,8 +50,9 @@ Llama-2 has 32000); the models load them as ``llm_path: random:<shape>`` (with
 A measurement that runs out of GPU memory is retried with half the micro-batch (the table
 says which micro-batch each row used) down to 1, then reported as OOM.
 
-Writes ``efficiency.md`` (table), ``efficiency.json`` (all numbers) and ``efficiency.png``
-(time per sample against history length) into ``--out``; ``--replot DIR[,DIR...]`` redraws
+Writes ``efficiency.md`` (table, and LLaRA's time over Speeder's and the backbone's),
+``efficiency.json`` (all numbers) and ``efficiency.png`` (time per sample against history
+length, and the ratio to LLaRA) into ``--out``; ``--replot DIR[,DIR...]`` redraws
 the table and plot from saved ``efficiency.json`` files, merging runs of one setting that
 were split by ``--models`` or ``--history`` (e.g. on a machine with matplotlib).
 """
@@ -196,34 +206,120 @@ def _chunks(interaction, size, candidates=None):
         yield interaction[index], (None if candidates is None else candidates[index])
 
 
+def call_lengths(kwargs):
+    """Prompt lengths of one decoder call, from its keyword arguments: the packing's, the 2-D
+    mask's row sums, or the padded length of each row (no mask: nothing is padded). A tensor
+    or a list; ``None`` for a call with neither inputs nor a mask."""
+    packing = kwargs.get("speeder_packing")
+    if packing is not None:
+        return list(packing.lengths)
+    mask = kwargs.get("attention_mask")
+    inputs = kwargs.get("inputs_embeds")
+    inputs = inputs if inputs is not None else kwargs.get("input_ids")
+    if torch.is_tensor(mask) and mask.dim() == 2 and (inputs is None or mask.shape[1] == inputs.shape[1]):
+        return mask.sum(dim=1)
+    if inputs is not None:  # generate() may hand the decoder no 2-D mask (none when nothing is padded)
+        return [int(inputs.shape[1])] * int(inputs.shape[0])
+    return None
+
+
 class PromptLength:
-    """Mean attention-mask length of the first decoder call after :meth:`reset` (the prompt);
-    its padded length when the call carries no 2-D mask (the benchmark's rows hardly differ)."""
+    """Mean prompt length of the first decoder call after :meth:`reset` (the prompt). The hook
+    only keeps the call's lengths; they are read after the timed section (reading a device
+    tensor there would wait for the device)."""
 
     def __init__(self, llm):
         from recbole_speeder.llm.decoding import causal_lm_parts
 
-        self.value = None
+        self.lengths = None
         self.handle = causal_lm_parts(llm)[0].register_forward_pre_hook(self, with_kwargs=True)
 
+    @property
+    def value(self):
+        if self.lengths is None:
+            return None
+        lengths = self.lengths
+        return float(lengths.float().mean()) if torch.is_tensor(lengths) else sum(lengths) / len(lengths)
+
     def reset(self):
-        self.value = None
+        self.lengths = None
 
     def __call__(self, module, args, kwargs):
-        if self.value is not None:
-            return
-        mask = kwargs.get("attention_mask")
-        if torch.is_tensor(mask) and mask.dim() == 2:
-            self.value = float(mask.sum(dim=1).float().mean())
-            return
-        # generate() may hand the decoder no 2-D mask (none when nothing is padded)
-        inputs = kwargs.get("inputs_embeds")
-        inputs = inputs if inputs is not None else kwargs.get("input_ids")
-        if inputs is not None:
-            self.value = float(inputs.shape[1])
+        if self.lengths is None:
+            self.lengths = call_lengths(kwargs)
 
     def remove(self):
         self.handle.remove()
+
+
+class TokenCounter:
+    """Every prompt length of every decoder call while :meth:`counting` (for the FLOP count)."""
+
+    def __init__(self, llm):
+        from recbole_speeder.llm.decoding import causal_lm_parts
+
+        self.lengths, self.active = [], False
+        self.handle = causal_lm_parts(llm)[0].register_forward_pre_hook(self, with_kwargs=True)
+
+    def __call__(self, module, args, kwargs):
+        if self.active:
+            lengths = call_lengths(kwargs)
+            if lengths is not None:
+                self.lengths += lengths.tolist() if torch.is_tensor(lengths) else list(lengths)
+
+    def remove(self):
+        self.handle.remove()
+
+
+# ---- FLOP count -------------------------------------------------------------------------------
+# Model FLOPs of the decoder, written down here (not measured):
+#   forward of a prompt of L tokens = 2 * P * L            (every nn.Linear of the decoder: attention
+#                                                           projections, MLP, LoRA A and B; P = their
+#                                                           weights, embeddings and LM head excluded)
+#                                   + 2 * layers * d_attn * L^2   (QK^T and AV, causal: half of 4*d*L^2)
+#   training (LoRA)  = 2 x linear forward + 3 x attention forward: the frozen weights need only the
+#                      gradient of their input (as much as the forward), not of themselves, so the
+#                      conventional 6 * P * L (3 x forward) would count 1.5x the work done; attention's
+#                      backward is about 2 x its forward.
+#   inference        = forward.
+# Left out: the LM head (applied to the answer positions only: 2 * d * V each, 0.2-0.3% here), the
+# norms, rotary embeddings, activations, softmax and residual adds, MRC / projector (small), the
+# optimizer step, and padding (wasted work is not model work: a padded batch shows a lower rate).
+def decoder_flop_terms(llm):
+    """(P: weights of the decoder's linear layers, layers, attention width) of a causal LM."""
+    from recbole_speeder.llm.decoding import causal_lm_parts
+
+    decoder = causal_lm_parts(llm)[0]
+    linear = sum(m.weight.numel() for m in decoder.modules() if isinstance(m, torch.nn.Linear))
+    cfg = decoder.config
+    heads = cfg.num_attention_heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    return linear, cfg.num_hidden_layers, heads * head_dim
+
+
+def step_flops(terms, lengths, training):
+    """Model FLOPs of one step over prompts of ``lengths`` (see the formula above)."""
+    linear, layers, width = terms
+    dense = 2.0 * linear * sum(lengths)
+    attention = 2.0 * layers * width * sum(n * n for n in lengths)
+    return 2 * dense + 3 * attention if training else dense + attention
+
+
+@torch.no_grad()
+def count_step(model, interaction, candidates, micro, dev, training):
+    """Prompt lengths the decoder sees in one (untimed) training or inference step."""
+    counter = TokenCounter(model.llm)
+    model.train() if training else model.eval()
+    try:
+        counter.active = True
+        for part, part_cands in _chunks(interaction, micro, None if training else candidates):
+            if training:
+                model.calculate_loss(part.to(dev.device))
+            else:
+                model.candidate_scores(part.to(dev.device), part_cands.to(dev.device))
+    finally:
+        counter.remove()
+    return counter.lengths
 
 
 def is_oom(err):
@@ -283,9 +379,46 @@ def profile_training(model, interaction, micro, dev, path, rows=30):
         dev.sync()
     sort_by = "self_cuda_time_total" if dev.cuda else "self_cpu_time_total"
     table = prof.key_averages().table(sort_by=sort_by, row_limit=rows, max_name_column_width=60)
-    _write_atomic(path, table)
+    summary = profile_summary(prof)
+    lines = [f"{k}: {v}" for k, v in summary.items()]
+    _write_atomic(path, table + "\nHost side of the step (what launches work and what waits for the device):\n"
+                  + "\n".join(lines) + "\n")
     optimizer.zero_grad(set_to_none=True)
-    return table
+    return summary
+
+
+SYNC_OPS = ("aten::_local_scalar_dense", "aten::nonzero", "aten::_unique2", "aten::masked_select",
+            "aten::unique_consecutive", "aten::is_nonzero")
+LAUNCHES = ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernelEx")
+STREAM_SYNCS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize")
+
+
+def profile_summary(prof):
+    """Counts of one profiled step: operators dispatched (aten ops not called by another aten
+    op: from Python or from autograd), reads of a tensor value on the host (``.item()``,
+    ``int(t)``, ``bool(t)``: a synchronisation on a GPU), other operators whose output size
+    needs the device (nonzero, unique, masked_select), and on a GPU the kernel launches,
+    stream synchronisations and memory copies."""
+    dispatched = 0
+    for event in prof.events():
+        if event.name.startswith("aten::"):
+            parent = event.cpu_parent
+            if parent is None or not parent.name.startswith("aten::"):
+                dispatched += 1
+    counts = {}
+    for event in prof.key_averages():
+        counts[event.key] = counts.get(event.key, 0) + event.count
+    summary = {
+        "operators dispatched": dispatched,
+        "host reads of tensor values (aten::_local_scalar_dense)": counts.get("aten::_local_scalar_dense", 0),
+        "size-dependent operators (nonzero, unique, masked_select)": sum(
+            counts.get(k, 0) for k in SYNC_OPS if k not in ("aten::_local_scalar_dense", "aten::is_nonzero")),
+    }
+    if any(k in counts for k in LAUNCHES):
+        summary["kernel launches"] = sum(counts.get(k, 0) for k in LAUNCHES)
+        summary["stream / device synchronisations"] = sum(counts.get(k, 0) for k in STREAM_SYNCS)
+        summary["memory copies (cudaMemcpyAsync)"] = counts.get("cudaMemcpyAsync", 0)
+    return summary
 
 
 @torch.no_grad()
@@ -392,6 +525,24 @@ class BareBackbone:
         return self._answer_logits(self._random_prompt(interaction))
 
 
+FLOP_MODELS = ("Speeder", "Backbone")  # the models with an achieved-TFLOP/s column
+
+
+def add_flop_rate(row, model, interaction, candidates, args, dev):
+    """Tokens, model GFLOP and achieved TFLOP/s per sample of each timed phase (one more,
+    untimed step counts the prompt lengths the decoder sees; formula above)."""
+    terms = decoder_flop_terms(model.llm)
+    for phase, training in (("train", True), ("infer", False)):
+        ms = row.get(f"{phase}_ms")
+        if not isinstance(ms, (int, float)):
+            continue
+        lengths = count_step(model, interaction, candidates, row[f"{phase}_micro_batch"], dev, training)
+        flops = step_flops(terms, lengths, training) / len(interaction)
+        row[f"{phase}_tokens"] = sum(lengths) / len(interaction)
+        row[f"{phase}_gflop"] = flops / 1e9
+        row[f"{phase}_tflops"] = flops / (ms / 1000.0) / 1e12
+
+
 def benchmark_model(name, home, args, dtype, dev):
     rows = []
     if name == "Backbone":
@@ -427,13 +578,20 @@ def benchmark_model(name, home, args, dtype, dev):
                 row[f"{phase}_ms"], row[f"{phase}_peak_mib"], row[f"{phase}_micro_batch"] = result[0], result[1], micro
                 if phase == "infer":
                     row["prompt_tokens"] = result[2]
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-            if args.profile and n == args.history[0] and not isinstance(row["train_ms"], str):
+            if name in FLOP_MODELS:
+                try:
+                    add_flop_rate(row, model, batches[-1], candidates[-1], args, dev)
+                except RuntimeError as err:  # e.g. out of memory in the counting step: keep the times
+                    print(f"no FLOP count for {name} n={n}: {type(err).__name__}: {err}", flush=True)
+                    model.zero_grad(set_to_none=True)
+                    dev.free()
+            if args.profile and n == args.history[0] and isinstance(row.get("train_ms"), (int, float)):
                 os.makedirs(args.out, exist_ok=True)
                 path = os.path.join(args.out, f"profile-{name}-n{n}.txt")
-                profile_training(model, batches[-1], row["train_micro_batch"], dev, path)
+                row["profile"] = profile_training(model, batches[-1], row["train_micro_batch"], dev, path)
                 print(f"profile of one {name} training step: {path}", flush=True)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     finally:
         prompt_length.remove()
         del model
@@ -456,9 +614,18 @@ def _ratio(value, reference):
     return f"{value / reference:.1f}x"
 
 
+def _rate(row, phase, peak):
+    value = row.get(f"{phase}_tflops")
+    if not isinstance(value, (int, float)):
+        return "-"
+    text = f"{value:.1f}" if value >= 10 else f"{value:.3g}"
+    return f"{text} ({100.0 * value / peak:.{0 if value / peak >= 0.01 else 2}f}%)" if peak else text
+
+
 def markdown(result):
     meta, rows = result["meta"], result["rows"]
     speeder = {r["n"]: r for r in rows if r["model"] == "Speeder"}
+    peak = meta.get("peak_tflops")
     lines = [
         f"### Efficiency: {meta['backbone']} on {meta['device_name']}",
         "",
@@ -470,18 +637,39 @@ def markdown(result):
         + (f"; properties set: {', '.join(f'{k}={v}' for k, v in meta['overrides'].items())}."
            if meta.get("overrides") else "."),
         "",
-        "| model | n | prompt tokens/sample | train ms/sample | infer ms/sample | train peak MiB | "
-        "infer peak MiB | train / Speeder | infer / Speeder | micro-batch train / infer |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "TFLOP/s: model FLOPs of the decoder per sample (2 x linear weights x tokens + causal attention "
+        "2 x layers x width x L^2 per prompt; training = 2 x linear + 3 x attention, LoRA's frozen weights "
+        "need no weight gradient; LM head, norms and activations left out; formula in benchmarks/efficiency.py) "
+        "over the measured time"
+        + (f", in brackets % of a {peak:g} TFLOP/s peak." if peak else ".")
+        + " Tokens: real (unpadded) prompt tokens per sample the decoder sees in training (PPT included).",
+        "",
+        "| model | n | prompt tokens/sample | train ms/sample | infer ms/sample | train TFLOP/s | infer TFLOP/s | "
+        "train tokens/sample | train peak MiB | infer peak MiB | train / Speeder | infer / Speeder | "
+        "micro-batch train / infer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    order = {m: i for i, m in enumerate(dict.fromkeys(r["model"] for r in rows))}
+    rows = sorted(rows, key=lambda r: (order[r["model"]], r["n"]))
     for r in rows:
         ref = speeder.get(r["n"], {})
         lines.append(
             f"| {r['model']} | {r['n']} | {_num(r.get('prompt_tokens'), 1)} | {_num(r.get('train_ms'), 3)} | "
-            f"{_num(r.get('infer_ms'), 3)} | {_num(r.get('train_peak_mib'), 0)} | {_num(r.get('infer_peak_mib'), 0)} | "
+            f"{_num(r.get('infer_ms'), 3)} | {_rate(r, 'train', peak)} | {_rate(r, 'infer', peak)} | "
+            f"{_num(r.get('train_tokens'), 1)} | {_num(r.get('train_peak_mib'), 0)} | {_num(r.get('infer_peak_mib'), 0)} | "
             f"{_ratio(r.get('train_ms'), ref.get('train_ms'))} | {_ratio(r.get('infer_ms'), ref.get('infer_ms'))} | "
             f"{r.get('train_micro_batch', '-') if r.get('train_ms') is not None else '-'} / {r.get('infer_micro_batch', '-')} |"
         )
+    llara = {r["n"]: r for r in rows if r["model"] == "LLaRA"}
+    ratios = []
+    for r in rows:
+        if r["model"] in ("Speeder", "Backbone") and r["n"] in llara:
+            ref = llara[r["n"]]
+            ratios.append(f"| {r['model']} | {r['n']} | {_ratio(ref.get('train_ms'), r.get('train_ms'))} | "
+                          f"{_ratio(ref.get('infer_ms'), r.get('infer_ms'))} |")
+    if ratios:
+        lines += ["", "LLaRA's time over the model's (how many times faster than LLaRA per sample):", "",
+                  "| model | n | training | inference |", "|---|---|---|---|", *ratios]
     return "\n".join(lines) + "\n"
 
 
@@ -519,7 +707,8 @@ def _write_atomic(path, data, binary=False):
 
 
 def plot(result, path):
-    """Per-sample training and inference time against history length (paper, Fig. 8)."""
+    """Per-sample training and inference time against history length (paper, Fig. 8), and
+    LLaRA's time over Speeder's and the bare backbone's (how many times faster they are)."""
     import io
 
     import matplotlib
@@ -528,17 +717,40 @@ def plot(result, path):
     import matplotlib.pyplot as plt
 
     rows, meta = result["rows"], result["meta"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, title in ((axes[0], "train_ms", "training"), (axes[1], "infer_ms", "inference")):
+    llara = {r["n"]: r for r in rows if r["model"] == "LLaRA"}
+    fig, axes = plt.subplots(2 if llara else 1, 2, figsize=(10, 8 if llara else 4), squeeze=False)
+    for col, (key, title) in enumerate((("train_ms", "training"), ("infer_ms", "inference"))):
+        ax = axes[0][col]
         for model in dict.fromkeys(r["model"] for r in rows):
-            points = [(r["n"], r[key]) for r in rows if r["model"] == model and isinstance(r.get(key), (int, float))]
+            points = sorted((r["n"], r[key]) for r in rows
+                            if r["model"] == model and isinstance(r.get(key), (int, float)))
             if points:
                 ax.plot(*zip(*points), marker="o", label=model)
+        ax.set_xticks(sorted({r["n"] for r in rows}))
         ax.set_xlabel("history length n (items)")
         ax.set_ylabel("ms per sample")
         ax.set_yscale("log")
         ax.set_title(f"{title}, batch {meta['batch']}")
         ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        if not llara:
+            continue
+        ax = axes[1][col]
+        for model in ("Speeder", "Backbone"):
+            points = sorted((r["n"], llara[r["n"]][key] / r[key]) for r in rows
+                            if r["model"] == model and r["n"] in llara
+                            and isinstance(r.get(key), (int, float)) and r[key]
+                            and isinstance(llara[r["n"]].get(key), (int, float)))
+            if points:
+                ax.plot(*zip(*points), marker="o", label=model)
+                for n, value in points:
+                    ax.annotate(f"{value:.1f}x", (n, value), textcoords="offset points", xytext=(0, 6),
+                                ha="center", fontsize=8)
+        ax.set_xticks(sorted({r["n"] for r in rows}))
+        ax.set_xlabel("history length n (items)")
+        ax.set_ylabel("LLaRA time / model time")
+        ax.set_title(f"{title}: times faster than LLaRA")
+        ax.grid(True, alpha=0.3)
         ax.legend()
     fig.suptitle(f"{meta['backbone']} on {meta['device_name']}: {meta['title_tokens']} title tokens/item, "
                  f"{meta['candidates']} candidates")
@@ -597,6 +809,11 @@ def parse_args(argv=None):
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a property for every model, as run_recbole_speeder.py --KEY=VALUE takes it "
                              "(repeatable), e.g. --set use_ppt=False --set mome_l1=0")
+    parser.add_argument("--peak-tflops", type=float, default=790.0,
+                        help="peak of the %% column of the TFLOP/s columns (default 790: an H200's bf16 dense "
+                             "matrix product as measured; 0 = no %%)")
+    parser.add_argument("--packed-attention", default=None, choices=("auto", "varlen", "grouped"),
+                        help="attention of packed prompts (recbole_speeder.llm.packing; default auto)")
     parser.add_argument("--profile", action="store_true",
                         help="also write profile-<model>-n<first n>.txt: torch.profiler over one training step")
     parser.add_argument("--replot", default=None,
@@ -632,6 +849,10 @@ def main(argv=None):
     import recbole_speeder.compat  # noqa: F401  (numpy/pandas/torch adaptations before recbole)
     from recbole_speeder.llm.backbone import SHAPES, RANDOM_PREFIX, load_tokenizer
 
+    if args.packed_attention:
+        import recbole_speeder.llm.packing as packing
+
+        packing.ATTENTION = args.packed_attention
     dev = Device(args.device)
     dtype = getattr(torch, args.dtype) if args.dtype else (torch.bfloat16 if dev.cuda else torch.float32)
     shape = args.backbone in SHAPES
@@ -656,7 +877,8 @@ def main(argv=None):
             "infer_micro_batch": args.infer_micro_batch,
             "candidates": args.candidates, "title_tokens": args.title_tokens, "steps": args.steps,
             "warmup": args.warmup, "memory_kind": dev.memory_kind, "torch": torch.__version__,
-            "seed": args.seed, "overrides": args.overrides,
+            "seed": args.seed, "overrides": args.overrides, "peak_tflops": args.peak_tflops,
+            "packed_attention": args.packed_attention or "auto",
         },
         "rows": rows,
     }

@@ -42,8 +42,17 @@ def test_benchmark_runs_every_model_on_cpu_and_writes_table_and_plot(efficiency,
         assert rows[("Backbone", n)]["prompt_tokens"] == rows[("Speeder", n)]["prompt_tokens"]
     for model in ("LLaRA", "TALLRec"):  # 4 more history titles of 4 tokens + separators
         assert rows[(model, 4)]["prompt_tokens"] > rows[(model, 2)]["prompt_tokens"] + 8
+    # achieved TFLOP/s of Speeder and the bare backbone, from the counted prompt lengths
+    for (model, n), row in rows.items():
+        if model in ("Speeder", "Backbone"):
+            assert row["train_tflops"] > 0 and row["infer_tflops"] > 0
+            assert row["infer_tokens"] == pytest.approx(row["prompt_tokens"])
+            assert row["train_tokens"] >= row["prompt_tokens"]  # PPT questions add tokens
+        else:
+            assert "train_tflops" not in row
     table = (out / "efficiency.md").read_text()
     assert "| Speeder | 2 |" in table and "| ZeroShot | 4 |" in table and "1.0x" in table
+    assert "TFLOP/s" in table and "times faster than LLaRA" in table
     assert (out / "efficiency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # --replot redraws from the JSON alone, and merges runs split by model
     (out / "efficiency.md").unlink()
@@ -79,7 +88,8 @@ def test_set_changes_the_models_and_profile_writes_a_table(efficiency, tmp_path,
     assert changed["rows"][0]["prompt_tokens"] < plain["rows"][0]["prompt_tokens"]
     assert "properties set: history_len=2, use_ppt=False" in (tmp_path / "set" / "efficiency.md").read_text()
     profile = (tmp_path / "set" / "profile-Speeder-n4.txt").read_text()
-    assert "Self CPU" in profile and "aten::" in profile
+    assert "Self CPU" in profile and "aten::" in profile and "operators dispatched:" in profile
+    assert changed["rows"][0]["profile"]["operators dispatched"] > 0
     # runs with different properties are not merged into one table
     with pytest.raises(SystemExit, match="other settings"):
         efficiency.merge_results([str(tmp_path / "plain"), str(tmp_path / "set")])
@@ -96,3 +106,18 @@ def test_set_refuses_malformed_and_unknown_keys(efficiency, tmp_path, monkeypatc
         efficiency.main(["--backbone", "tiny", "--models", "Speeder", "--history", "2", "--batch", "2",
                          "--steps", "1", "--warmup", "0", "--title-tokens", "4", "--items", "40",
                          "--device", "cpu", "--set", "use_pptt=False", "--out", str(tmp_path / "x")])
+
+
+def test_the_flop_count_is_the_written_formula(efficiency):
+    """2 x P x L + causal attention 2 x layers x width x L^2; training 2x linear + 3x attention."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2)
+    terms = efficiency.decoder_flop_terms(LlamaForCausalLM(config))
+    linear = 2 * (32 * 32 + 2 * 32 * 16 + 32 * 32 + 3 * 32 * 64)  # q, k, v (2 kv heads), o, MLP
+    assert terms == (linear, 2, 32)
+    lengths = [3, 5]
+    dense, attention = 2 * linear * 8, 2 * 2 * 32 * (9 + 25)
+    assert efficiency.step_flops(terms, lengths, training=False) == dense + attention
+    assert efficiency.step_flops(terms, lengths, training=True) == 2 * dense + 3 * attention

@@ -146,9 +146,11 @@ def test_score_head_scores_are_the_candidates_vectors(speeder_config, workdir):
     flipped = model.candidate_scores(interaction, candidates.flip(1)).scores
     # the prompt lists the candidates in another order, so the hidden state may differ; the
     # head itself must map each candidate to its own vector
-    hidden, _, _ = model._answer_hidden(model.prompt.build(model.recent_history(interaction), candidates),
-                                        model._item_vectors)
-    direct = model.head(hidden, model._item_vectors(candidates))
+    batch = model.prompt.build(model.recent_history(interaction), candidates)
+    batch.extras = {"score_ids": candidates}
+    hidden, scored, _, _ = model._forward(batch)
+    assert torch.equal(scored, model._all_item_vectors()[candidates])
+    direct = model.head(hidden["rec"], scored)
     assert torch.allclose(scores, direct, atol=1e-5) and scores.shape == flipped.shape
     model.train()
     model.zero_grad()
@@ -160,7 +162,7 @@ def test_score_head_scores_are_the_candidates_vectors(speeder_config, workdir):
 def test_reconstruction_trains_in_its_stages_and_logs_accuracy(speeder_config, workdir):
     """Stage 1 adds the title-reconstruction loss; stage 3 (not in reconstruction_stages) does
     not; the logged token accuracy is the arg-max agreement at the title positions."""
-    from recbole_speeder.llm.decoding import decoder_hidden, lm_head_logits
+    from recbole_speeder.llm.decoding import decoder_hidden, head_logits
     from recbole_speeder.prompts.base import build_inputs_embeds
 
     config, train_data, model, _ = build(dict(speeder_config, use_ppt=False, reconstruction_eval_items=6))
@@ -188,8 +190,8 @@ def test_reconstruction_trains_in_its_stages_and_logs_accuracy(speeder_config, w
     report = model.reconstruction_accuracy()
     batch, labels = model.reconstruction.build(items)
     with torch.no_grad():
-        embeds = build_inputs_embeds(model.llm, batch, model._item_vectors(batch.slot_item_ids()))
-        logits = lm_head_logits(model.llm, decoder_hidden(model.llm, embeds, batch.attention_mask))
+        embeds = build_inputs_embeds(model.llm, batch, model._item_vectors(batch)[0])
+        logits = head_logits(model.llm, decoder_hidden(model.llm, embeds, batch.attention_mask))
     predicted = logits[:, :-1].argmax(-1)
     target = labels[:, 1:]
     mask = target != -100

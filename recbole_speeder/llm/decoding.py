@@ -1,14 +1,19 @@
 """Running the causal LM on prompt embeddings: hidden states, answer logits, free generation.
 
-Every LLM model of the plugin reads its answer where a left-padded prompt ends (the last
-position). These helpers never form the full [B, L, V] logits: the decoder runs without its
-LM head and the head is applied only where an answer is read.
+The decoder runs without its LM head; the head is applied only where an answer is read, so
+the full [B, L, V] logits are never formed. :func:`hidden_at` gathers the last hidden state at
+given (row, position) pairs -- a prompt may hold several answers (Speeder's recommendation
+answer in the middle of a row and its PPT answer at the end) -- and :func:`head_logits` applies
+the LM head to those rows only. :func:`answer_logits` is the common case: the last position of
+left-padded prompts. A packed row (:mod:`~recbole_speeder.llm.packing`) runs in the same
+helpers, given its :class:`~recbole_speeder.llm.packing.PackedSequences`.
 """
 
 import torch
 import torch.nn.functional as F
 
 from recbole_speeder.llm.backbone import eos_ids
+from recbole_speeder.llm.packing import packed_attention
 
 
 def causal_lm_parts(model):
@@ -17,18 +22,35 @@ def causal_lm_parts(model):
     return base.get_decoder(), base.get_output_embeddings()
 
 
-def decoder_hidden(model, inputs_embeds, attention_mask):
-    """Last hidden states [B, L, H] of the decoder (no LM head). Position ids follow the
-    attention mask (as ``generate`` does with left padding), so padding does not shift them."""
+def decoder_hidden(model, inputs_embeds, attention_mask=None, packing=None):
+    """Last hidden states [B, L, H] of the decoder (no LM head).
+
+    ``attention_mask`` [B, L] (left padding): position ids follow it (as ``generate`` does),
+    so padding does not shift them; ``None``: no row is padded (no mask is built, SDPA runs
+    causal without one). ``packing``: ``inputs_embeds`` is one packed row [1, T, H] of the
+    prompts ``packing`` describes (no mask; positions restart in every prompt)."""
     decoder, _ = causal_lm_parts(model)
-    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    if packing is not None:
+        with packed_attention(decoder):
+            return decoder(inputs_embeds=inputs_embeds, position_ids=packing.position_ids, use_cache=False,
+                           speeder_packing=packing).last_hidden_state
+    position_ids = None
+    if attention_mask is not None:
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     return decoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
                    use_cache=False).last_hidden_state
 
 
-def lm_head_logits(model, hidden, token_ids=None):
-    """float32 logits [N, V] of hidden states [N, H], or [N, len(token_ids)] for those tokens
-    only (the LM head's rows of ``token_ids``)."""
+def hidden_at(model, inputs_embeds, rows, positions, attention_mask=None, packing=None):
+    """Last hidden states [N, H] at (``rows[k]``, ``positions[k]``), one decoder pass
+    (:func:`decoder_hidden` for the other arguments). The indices are device tensors: no
+    host synchronisation."""
+    return decoder_hidden(model, inputs_embeds, attention_mask, packing)[rows, positions]
+
+
+def head_logits(model, hidden, token_ids=None):
+    """The LM head on ``hidden`` [N, H] only: float32 logits [N, V], or [N, len(token_ids)]
+    for those vocabulary rows alone."""
     _, lm_head = causal_lm_parts(model)
     weight, bias = lm_head.weight, lm_head.bias
     if token_ids is not None:
@@ -39,13 +61,9 @@ def lm_head_logits(model, hidden, token_ids=None):
 
 
 def answer_logits(model, inputs_embeds, attention_mask, token_ids=None):
-    """Logits at the answer position only: [B, V], or [B, len(token_ids)] for those tokens.
-
-    Runs the decoder for hidden states, then the LM head on the last row alone (and only its
-    ``token_ids`` rows when given), in float32: the full [B, L, V] logits are never formed.
-    """
+    """Logits at the last position of left-padded prompts: [B, V], or [B, len(token_ids)]."""
     hidden = decoder_hidden(model, inputs_embeds, attention_mask)[:, -1]
-    return lm_head_logits(model, hidden, token_ids)
+    return head_logits(model, hidden, token_ids)
 
 
 @torch.no_grad()

@@ -90,15 +90,16 @@ class LLMSequentialRecommender(SequentialRecommender):
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
 
     def recent_history(self, interaction):
-        """The last ``history_len`` items of every sequence: list of LongTensors, oldest first."""
-        seq = interaction[self.ITEM_SEQ]
+        """The last ``history_len`` items of every sequence: list of host LongTensors, oldest
+        first (one copy of the batch's sequences to the host; prompts are built there)."""
+        seq = interaction[self.ITEM_SEQ].cpu()
         lengths = interaction[self.ITEM_SEQ_LEN].tolist()
         return [seq[i, max(0, n - self.history_len) : n] for i, n in enumerate(lengths)]
 
-    def training_candidates(self, interaction):
-        """(candidates [B, C], target_pos [B]): the target at a random position among C-1
-        random items that are neither the target nor in the sequence's history (history
-        items are allowed only when too few other items exist)."""
+    def training_candidates(self, interaction, device=None):
+        """(candidates [B, C], target_pos [B]) on ``device`` (default: the interaction's): the
+        target at a random position among C-1 random items that are neither the target nor in
+        the sequence's history (history items are allowed only when too few other items exist)."""
         num = self.num_candidates
         rows, positions = [], []
         for target, history in zip(interaction[self.POS_ITEM_ID].tolist(), interaction[self.ITEM_SEQ].tolist()):
@@ -115,7 +116,7 @@ class LLMSequentialRecommender(SequentialRecommender):
             negatives.insert(position, target)
             rows.append(negatives)
             positions.append(position)
-        device = interaction[self.POS_ITEM_ID].device
+        device = interaction[self.POS_ITEM_ID].device if device is None else device
         return torch.tensor(rows, device=device), torch.tensor(positions, device=device)
 
     def calculate_loss(self, interaction):

@@ -23,6 +23,11 @@ reconstruction task: one item vector in, its title out
 (:mod:`~recbole_speeder.prompts.reconstruction`). The three MPO stages (section 2.5) are run
 by :class:`~recbole_speeder.trainer.speeder_trainer.SpeederTrainer` through
 :meth:`Speeder.set_stage`, after the table of :mod:`~recbole_speeder.model.layers.mpo`.
+
+``ppt_layout: shared`` asks the PPT question after the recommendation answer in the same row
+(the history is encoded once; the causal mask keeps the recommendation answer blind to it),
+``separate`` in a prompt of its own (the paper's form). ``prompt_packing`` runs a batch's
+prompts as one padding-free row (:mod:`~recbole_speeder.llm.packing`).
 """
 
 import logging
@@ -36,7 +41,7 @@ from recbole_speeder.errors import ConfigError
 from recbole_speeder.evaluation.candidate_eval import CandidateScores
 from recbole_speeder.llm.answers import (answer_token_logprobs, label_answer_loss, label_scores, pair_logits,
                                          parse_label_answer)
-from recbole_speeder.llm.decoding import decoder_hidden, generate_answers, lm_head_logits
+from recbole_speeder.llm.decoding import generate_answers, head_logits, hidden_at
 from recbole_speeder.model.abstract_llm import LLMSequentialRecommender, setting
 from recbole_speeder.model.layers.candidate_head import CandidateHead
 from recbole_speeder.model.layers.mpo import STAGE_MODALITIES, STAGE_PARTS, stage_plan
@@ -48,6 +53,7 @@ from recbole_speeder.prompts.reconstruction import ReconstructionPrompt
 
 logger = logging.getLogger(__name__)
 
+PPT_LAYOUTS = ("shared", "separate")
 ANSWER_HEADS = ("index", "score")
 SCORE_LOSSES = ("candidates", "catalog")
 
@@ -90,9 +96,6 @@ class Speeder(LLMSequentialRecommender):
         self.score_loss = config["score_loss"]
         if self.score_loss not in SCORE_LOSSES:
             raise ConfigError(f"score_loss must be one of {', '.join(SCORE_LOSSES)} (got '{self.score_loss}').")
-        self.eval_mode = config["eval_mode"]
-        if self.eval_mode not in ("constrained", "generate"):
-            raise ConfigError(f"eval_mode must be constrained or generate (got '{self.eval_mode}').")
 
         self.llm, self.tokenizer = self.load_llm(config)
         if self.item_vector_norm == "token":  # mean L2 norm of the token-embedding rows
@@ -112,6 +115,7 @@ class Speeder(LLMSequentialRecommender):
             ppt_template=config["ppt_template"],
             use_chat_template=config["use_chat_template"],
             candidate_labels=config["candidate_labels"],
+            ppt_followup_template=config["ppt_followup_template"],
         )
         self.register_buffer("label_ids", self.prompt.label_token_ids(self.num_candidates), persistent=False)
         plugin_lr = config["plugin_learning_rate"]
@@ -123,6 +127,13 @@ class Speeder(LLMSequentialRecommender):
             raise ConfigError(f"plugin_learning_rate must be a positive number or ~ (got {plugin_lr!r}).")
         self.use_ppt = bool(config["use_ppt"])
         self.ppt_ratio = float(config["ppt_ratio"])
+        self.ppt_layout = str(config["ppt_layout"])
+        if self.ppt_layout not in PPT_LAYOUTS:
+            raise ConfigError(f"ppt_layout must be one of {', '.join(PPT_LAYOUTS)} (got '{self.ppt_layout}').")
+        self.prompt_packing = bool(config["prompt_packing"])
+        self.eval_mode = config["eval_mode"]
+        if self.eval_mode not in ("constrained", "generate"):
+            raise ConfigError(f"eval_mode must be constrained or generate (got '{self.eval_mode}').")
         self.max_new_tokens = int(config["generation_max_new_tokens"])
         self._init_reconstruction(config, dataset)
         self.stage = None
@@ -210,30 +221,73 @@ class Speeder(LLMSequentialRecommender):
             self._fused_cache = torch.cat([self.fuse(chunk) for chunk in all_ids.split(4096)])
         return self._fused_cache
 
-    def _item_vectors(self, ids):
-        """e_mm of ``ids`` (any shape): one MRC pass over the distinct ids in training."""
-        ids = ids.to(self.label_ids.device)
+    def _item_vectors(self, batch):
+        """(vectors of the batch's placeholders [S, H], vectors of the items the scoring head
+        scores or None): the candidates' [B, C, H] (extras ``score_ids``), or every item's
+        [n_items, H] with ``score_loss: catalog`` in training. In training one MRC pass over the
+        batch's distinct items (found on the host, :meth:`_on_device`), or over every item for
+        the catalog loss; at inference one pass over all items, cached until the weights change."""
+        extras = batch.extras or {}
+        scored = extras.get("score_ids")
         if not self.training:
-            return self._all_item_vectors()[ids]
-        unique, inverse = torch.unique(ids.reshape(-1), return_inverse=True)
-        return self.fuse(unique)[inverse].reshape(*ids.shape, -1)
+            table = self._all_item_vectors()
+            return table[batch.slot_item_ids()], (None if scored is None else table[scored])
+        if self.answer_head == "score" and self.score_loss == "catalog":
+            table = self._all_item_vectors()  # one MRC pass serves the prompt and the scores
+            return table[batch.slot_item_ids()], table
+        if "fuse_ids" not in extras:  # a batch that did not come through _on_device
+            unique, inverse = torch.unique(batch.slot_item_ids(), return_inverse=True)
+            return self.fuse(unique)[inverse], None
+        fused = self.fuse(extras["fuse_ids"])
+        vectors = fused[extras["fuse_inverse"]]
+        if scored is None:
+            return vectors, None
+        return vectors, fused[extras["score_inverse"]].view(*scored.shape, -1)
 
-    def _answer_hidden(self, batch, vectors_of):
-        """Last hidden state at the answer position [B, H] of ``batch`` (placeholders filled by
-        ``vectors_of(ids)``, history placeholders + PPL) and the embeddings."""
-        batch = batch.to(self.label_ids.device)
-        embeds = build_inputs_embeds(self.llm, batch, vectors_of(batch.slot_item_ids()), self.ppl)
-        return decoder_hidden(self.llm, embeds, batch.attention_mask)[:, -1], batch, embeds
+    # -- one decoder pass over a prompt batch ---------------------------------------------
+    def _on_device(self, batch, pack):
+        """A host batch, packed when ``pack``, with its distinct items (for :meth:`_item_vectors`
+        in training: the placeholders' and the scored candidates'), on the model's device in one copy."""
+        if pack:
+            batch = batch.pack()
+        if self.training:
+            slot_ids = batch.slot_item_ids().numpy()
+            scored = (batch.extras or {}).get("score_ids")
+            ids = slot_ids if scored is None else np.concatenate([slot_ids, scored.numpy().reshape(-1)])
+            unique, inverse = np.unique(ids, return_inverse=True)
+            inverse = torch.from_numpy(inverse.reshape(-1))
+            batch.extras = dict(batch.extras or {}, fuse_ids=torch.from_numpy(unique),
+                                fuse_inverse=inverse[:len(slot_ids)], score_inverse=inverse[len(slot_ids):])
+        return batch.to(self.label_ids.device)
+
+    def _answer_hidden(self, batch, embeds, names=("rec",)):
+        """name -> last hidden states [K, H] at the batch's answers of that name, one decoder pass."""
+        pairs = [batch.answer(name) for name in names]
+        rows = torch.cat([r for r, _ in pairs]) if len(pairs) > 1 else pairs[0][0]
+        positions = torch.cat([p for _, p in pairs]) if len(pairs) > 1 else pairs[0][1]
+        hidden = hidden_at(self.llm, embeds, rows, positions, attention_mask=batch.decoder_mask(),
+                           packing=batch.packing)
+        return dict(zip(names, hidden.split([r.shape[0] for r, _ in pairs])))
+
+    def _forward(self, batch, names=("rec",)):
+        """(name -> answer hidden states, vectors the scoring head scores, device batch,
+        inputs_embeds) of a host batch (packed when ``prompt_packing``, except for generation)."""
+        pack = self.prompt_packing and (self.training or self.eval_mode == "constrained")
+        batch = self._on_device(batch, pack)
+        vectors, scored = self._item_vectors(batch)
+        embeds = build_inputs_embeds(self.llm, batch, vectors, self.ppl)
+        return self._answer_hidden(batch, embeds, names), scored, batch, embeds
 
     # -- training -------------------------------------------------------------------------
     def _ppt_prompts(self, histories):
-        """PPT questions for about ``ppt_ratio`` of the sequences (eqs 13-14)."""
+        """PPT questions for about ``ppt_ratio`` of the sequences (eqs 13-14): (rows, a/b/c
+        items [P, 3], is_yes [P]) on the host, rows ascending; None when there is none."""
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))
         rows, abc, labels = [], [], []
         for i, history in enumerate(histories):
             if rng.random() >= self.ppt_ratio:
                 continue
-            items = history.cpu().numpy()
+            items = np.asarray(history, dtype=np.int64)
             sample = sample_ppt(items, rng)
             if sample is None:
                 self._ppt_counts["skipped"] += 1
@@ -243,68 +297,73 @@ class Speeder(LLMSequentialRecommender):
             labels.append(sample.label)
         if not rows:
             return None
-        target = torch.tensor(
-            [self.prompt.yes_id if yes else self.prompt.no_id for yes in labels], device=self.label_ids.device
-        )
-        return self.prompt.build_ppt([histories[i] for i in rows], abc), target
+        return rows, np.asarray(abc, dtype=np.int64), np.asarray(labels, dtype=bool)
 
-    def _count_ppt(self, ppt_logits, ppt_target):
-        pair = pair_logits(ppt_logits, self.prompt.yes_id, self.prompt.no_id).argmax(dim=1)
-        predicted = torch.where(pair == 0, self.prompt.yes_id, self.prompt.no_id)
-        self._ppt_counts["correct"] += int((predicted == ppt_target).sum())
-        self._ppt_counts["total"] += len(ppt_target)
+    def _training_batch(self, histories, candidates, target_pos):
+        """The host batch of one training step: the recommendation prompts and, with PPT, the
+        questions of :meth:`_ppt_prompts` in the ``ppt_layout``; extras ``rec_target`` (label
+        token per row), ``rec_target_pos`` (the target's candidate column per row) and
+        ``ppt_target`` (yes / no token per question, answer ``"ppt"`` order)."""
+        extras = {"rec_target": self.prompt.label_token_ids(self.num_candidates)[target_pos],
+                  "rec_target_pos": target_pos}
+        if self.answer_head == "score" and self.score_loss == "candidates":
+            extras["score_ids"] = candidates
+        ppt = self._ppt_prompts(histories) if self.use_ppt and self.ppt_ratio > 0 else None
+        if ppt is None:
+            batch = self.prompt.build(histories, candidates)
+            batch.extras = extras
+            return batch
+        rows, abc, is_yes = ppt
+        ppt_target = torch.from_numpy(np.where(is_yes, self.prompt.yes_id, self.prompt.no_id))
+        if self.ppt_layout == "shared":
+            batch = self.prompt.build_shared(histories, candidates, target_pos, rows, abc)
+        else:
+            batch = self.prompt.build(histories, candidates).concat(
+                self.prompt.build_ppt([histories[i] for i in rows], abc), self.prompt.pad_id)
+        batch.extras = dict(extras, ppt_target=ppt_target)
+        return batch
+
+    def _with_ppt_loss(self, rec_loss, num_rec, hidden, target):
+        """Eq 19 over the recommendation and PPT answers together: the mean cross-entropy of
+        all ``num_rec + P`` answers (as one batch of answers would give); PPT accuracy counted
+        on the device (read once per epoch by :meth:`valid_epoch_report`)."""
+        logits = head_logits(self.llm, hidden)
+        num_ppt = target.shape[0]
+        with torch.no_grad():
+            pair = pair_logits(logits, self.prompt.yes_id, self.prompt.no_id).argmax(dim=1)
+            predicted = torch.where(pair == 0, self.prompt.yes_id, self.prompt.no_id)
+            correct = (predicted == target).sum()
+        self._ppt_counts["correct"] = self._ppt_counts["correct"] + correct
+        self._ppt_counts["total"] += num_ppt
+        return (rec_loss * num_rec + label_answer_loss(logits, target) * num_ppt) / (num_rec + num_ppt)
 
     def calculate_loss(self, interaction):
         """The recommendation answers and the PPT questions (eqs 13-14) of about ``ppt_ratio``
         of the sequences in one forward pass: the mean cross-entropy over all their answers
-        (eq 19 for label answers; over the candidates' scores with ``answer_head: score``);
-        plus ``reconstruction_weight`` x the reconstruction loss in its stages."""
+        (eq 19 for label answers; over the candidates' or every item's scores with
+        ``answer_head: score``); plus ``reconstruction_weight`` x the reconstruction loss in its
+        stages. Prompts are built on the host and reach the device in one copy; nothing in the
+        step waits for the device."""
         histories = self.recent_history(interaction)
-        candidates, target_pos = self.training_candidates(interaction)
-        batch = self.prompt.build(histories, candidates)
-        ppt = self._ppt_prompts(histories) if self.use_ppt and self.ppt_ratio > 0 else None
-        if ppt is not None:
-            batch = batch.concat(ppt[0], self.prompt.pad_id)
-        n = len(histories)
+        candidates, target_pos = self.training_candidates(interaction, device="cpu")
+        batch = self._training_batch(histories, candidates, target_pos)
+        names = ("rec", "ppt") if "ppt_target" in batch.extras else ("rec",)
+        hidden, scored, batch, _ = self._forward(batch, names)
         if self.answer_head == "index":
-            hidden, _, _ = self._answer_hidden(batch, self._item_vectors)
-            logits = lm_head_logits(self.llm, hidden)
-            targets = self.label_ids[target_pos]
-            if ppt is not None:
-                targets = torch.cat([targets, ppt[1]])
-                self._count_ppt(logits[n:], ppt[1])
-            loss = label_answer_loss(logits, targets)
+            loss = label_answer_loss(head_logits(self.llm, hidden["rec"]), batch.extras["rec_target"])
         else:
-            loss = self._score_loss(batch, candidates, target_pos, interaction, ppt)
+            scores = self.head(hidden["rec"], scored)
+            if self.score_loss == "catalog":
+                scores[:, 0] = float("-inf")  # [PAD] is never an answer
+                target = interaction[self.POS_ITEM_ID].to(scores.device)
+            else:
+                target = batch.extras["rec_target_pos"]
+            loss = F.cross_entropy(scores, target)
+        if "ppt" in hidden:
+            loss = self._with_ppt_loss(loss, len(histories), hidden["ppt"], batch.extras["ppt_target"])
         if self.reconstructs() and self.reconstruction_weight > 0:
             loss = loss + self.reconstruction_weight * self._reconstruction_loss(histories)
         return loss
-
-    def _score_loss(self, batch, candidates, target_pos, interaction, ppt):
-        """Cross-entropy over the candidates' (or every item's) scores, and PPT's over the
-        vocabulary, averaged over all answers as for label answers."""
-        n = len(candidates)
-        if self.score_loss == "catalog":  # one MRC pass over every item serves prompt and scores
-            table = self._all_item_vectors()
-            hidden, _, _ = self._answer_hidden(batch, lambda ids: table[ids.to(table.device)])
-            scores = self.head(hidden[:n], table)
-            scores[:, 0] = float("-inf")  # [PAD] is never an answer
-            target = interaction[self.POS_ITEM_ID].to(scores.device)
-        else:
-            unique, inverse = torch.unique(torch.cat([batch.slot_item_ids().to(candidates.device),
-                                                      candidates.reshape(-1)]), return_inverse=True)
-            fused = self.fuse(unique.to(self.label_ids.device))
-            slots = inverse[: int(batch.slot_mask.sum())]
-            hidden, _, _ = self._answer_hidden(batch, lambda ids: fused[slots])
-            scores = self.head(hidden[:n], fused[inverse[len(slots):]].reshape(n, candidates.shape[1], -1))
-            target = target_pos.to(scores.device)
-        rec_loss = F.cross_entropy(scores, target)
-        if ppt is None:
-            return rec_loss
-        ppt_logits = lm_head_logits(self.llm, hidden[n:])
-        self._count_ppt(ppt_logits, ppt[1])
-        m = len(ppt[1])
-        return (n * rec_loss + m * label_answer_loss(ppt_logits, ppt[1])) / (n + m)
 
     def _reconstruction_prompts(self, histories):
         """Distinct history items of the batch, about ``reconstruction_ratio`` per sequence."""
@@ -316,8 +375,9 @@ class Speeder(LLMSequentialRecommender):
         return self.reconstruction.build(chosen)
 
     def _reconstruction_logprobs(self, batch, labels, return_hits=False):
-        batch = batch.to(self.label_ids.device)
-        embeds = build_inputs_embeds(self.llm, batch, self._item_vectors(batch.slot_item_ids()))
+        batch = self._on_device(batch, pack=False)
+        vectors, _ = self._item_vectors(batch)
+        embeds = build_inputs_embeds(self.llm, batch, vectors)
         return answer_token_logprobs(self.llm, embeds, batch.attention_mask, labels.to(embeds.device),
                                      return_hits=return_hits)
 
@@ -349,11 +409,11 @@ class Speeder(LLMSequentialRecommender):
 
     def valid_epoch_report(self):
         """PPT accuracy and skipped sequences since the last report (the paper's Figure 5),
-        and the reconstruction accuracy in the stages that train it."""
+        and the reconstruction accuracy."""
         counts, self._ppt_counts = self._ppt_counts, {"correct": 0, "total": 0, "skipped": 0}
         report = {}
         if self.use_ppt:
-            acc = counts["correct"] / counts["total"] if counts["total"] else 0.0
+            acc = int(counts["correct"]) / counts["total"] if counts["total"] else 0.0
             report.update(ppt_acc=round(acc, 4), ppt_skipped=counts["skipped"])
         if self.reconstruction is not None and len(self.reconstruction_eval_items):
             report.update(self.reconstruction_accuracy())
@@ -363,13 +423,16 @@ class Speeder(LLMSequentialRecommender):
     @torch.no_grad()
     def candidate_scores(self, interaction, candidates):
         histories = self.recent_history(interaction)
-        hidden, batch, embeds = self._answer_hidden(self.prompt.build(histories, candidates), self._item_vectors)
+        batch = self.prompt.build(histories, candidates)
+        if self.answer_head == "score":
+            batch.extras = {"score_ids": candidates.cpu()}
+        hidden, scored, batch, embeds = self._forward(batch)
         valid = torch.ones(len(histories), dtype=torch.bool, device=candidates.device)
         if self.answer_head == "score":
-            scores = self.head(hidden, self._item_vectors(candidates))
+            scores = self.head(hidden["rec"], scored)
             return CandidateScores(scores.float().to(candidates.device), valid, True)
         if self.eval_mode == "constrained":
-            scores = label_scores(lm_head_logits(self.llm, hidden), self.label_ids).float()
+            scores = label_scores(head_logits(self.llm, hidden["rec"]), self.label_ids).float()
             return CandidateScores(scores, valid.to(scores.device), True)
         texts = generate_answers(self.llm, self.tokenizer, embeds, batch.attention_mask, self.max_new_tokens)
         labels = self.prompt.candidate_labels(self.num_candidates)

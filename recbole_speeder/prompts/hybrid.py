@@ -13,6 +13,9 @@ Templates are plain strings the user edits in YAML:
 * ``ppt_template``: the PPT question; must contain ``{history}``, ``{a}``, ``{b}``, ``{c}``
   once each; each of ``{a}``, ``{b}``, ``{c}`` becomes one placeholder (no PPL on them, that
   would give the answer away). Answers are the tokens ``yes`` / ``no``.
+* ``ppt_followup_template``: the PPT question as it follows a recommendation answer in the same
+  row (``ppt_layout: shared``, :meth:`HybridPrompt.build_shared`): ``{a}``, ``{b}``, ``{c}`` once
+  each, no ``{history}`` (the row has it already); with the chat template it is a new user turn.
 * ``history_item_template`` / ``candidate_item_template``: how one item is written; must
   contain ``<item>`` (the placeholder) once and may contain ``{index}``; items are joined
   with ``item_separator``.
@@ -28,12 +31,13 @@ always numbered 1..n in text (those numbers may span several tokens; they are ne
 """
 
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from recbole_speeder.errors import ConfigError
-from recbole_speeder.prompts.base import PromptBase, as_item_ids, check_template, left_pad, PromptBatch
+from recbole_speeder.prompts.base import PromptBase, PromptBatch, as_item_ids, check_template
 
 ITEM = "<item>"
 DEFAULT_PROMPT_TEMPLATE = (
@@ -44,6 +48,9 @@ DEFAULT_PPT_TEMPLATE = (
     "Here is the purchase history of a user, oldest first: {history}. "
     "Consider the items {a}, {b} and {c}. Are the first two at most as far apart in the "
     "history as the last two? Answer yes or no.")
+DEFAULT_PPT_FOLLOWUP_TEMPLATE = (
+    "\nConsider {a}, {b} and {c} in this history: are the first two at most as far apart as the "
+    "last two? Answer yes or no.")
 DEFAULT_ITEM_TEMPLATE = "{index}: " + ITEM
 LABEL_SCHEMES = ("auto", "digits", "letters")
 
@@ -55,7 +62,7 @@ class HybridPrompt(PromptBase):
                  history_item_template=DEFAULT_ITEM_TEMPLATE,
                  candidate_item_template=DEFAULT_ITEM_TEMPLATE, item_separator=", ",
                  ppt_template=DEFAULT_PPT_TEMPLATE, use_chat_template=False,
-                 candidate_labels="auto"):
+                 candidate_labels="auto", ppt_followup_template=DEFAULT_PPT_FOLLOWUP_TEMPLATE):
         super().__init__(tokenizer, item_separator=item_separator, use_chat_template=use_chat_template)
         for key, tpl in (("history_item_template", history_item_template),
                          ("candidate_item_template", candidate_item_template)):
@@ -68,6 +75,8 @@ class HybridPrompt(PromptBase):
         check_template(ppt_template, "ppt_template", ["history", "a", "b", "c"])
         self._rec_pieces, self._rec_order = self.template_pieces(prompt_template, ["history", "candidates"])
         self._ppt_pieces, self._ppt_order = self.template_pieces(ppt_template, ["history", "a", "b", "c"])
+        check_template(ppt_followup_template, "ppt_followup_template", ["a", "b", "c"])
+        self._followup_pieces, self._followup_order = self.followup_pieces(ppt_followup_template, ["a", "b", "c"])
         self.labels_scheme = str(candidate_labels).lower()
         if self.labels_scheme not in LABEL_SCHEMES:
             raise ConfigError(f"candidate_labels must be auto, digits or letters, "
@@ -79,6 +88,8 @@ class HybridPrompt(PromptBase):
         self.label_token_ids = lru_cache(maxsize=64)(self._label_token_ids)
         self.rec_layout = lru_cache(maxsize=4096)(self._rec_layout)
         self.ppt_layout = lru_cache(maxsize=4096)(self._ppt_layout)
+        self.shared_layout = lru_cache(maxsize=4096)(self._shared_layout)
+        self._rows = {}
         self._item_pieces = lru_cache(maxsize=None)(self._encode_item_pieces)
 
     # ---- candidate labels -----------------------------------------------------------
@@ -135,6 +146,19 @@ class HybridPrompt(PromptBase):
         return (np.asarray(ids, dtype=np.int64), np.asarray(hist, dtype=np.int64),
                 np.asarray(cand, dtype=np.int64))
 
+    def _abc_items(self, pieces, order, ids):
+        """Append pieces with one placeholder per a / b / c; their positions in a, b, c order."""
+        abc = {}
+        for k, piece in enumerate(pieces):
+            ids.extend(piece)
+            if k < len(order):
+                name = order[k]
+                if name == "history":
+                    raise AssertionError("history is laid out by the caller")
+                abc[name] = len(ids)
+                ids.append(self.pad_id)
+        return [abc["a"], abc["b"], abc["c"]]
+
     def _ppt_layout(self, n_history):
         """(ids, history slot positions, [a, b, c] slot positions) as int64 numpy arrays."""
         ids, hist, abc = [], [], {}
@@ -150,42 +174,141 @@ class HybridPrompt(PromptBase):
         return (np.asarray(ids, dtype=np.int64), np.asarray(hist, dtype=np.int64),
                 np.asarray([abc["a"], abc["b"], abc["c"]], dtype=np.int64))
 
+    def _shared_layout(self, n_history, n_candidates):
+        """The recommendation prompt, its answer label, then the PPT follow-up question:
+        (ids, history slots, candidate slots then a, b, c slots, label position)."""
+        ids, hist, cand = (list(a) for a in self._rec_layout(n_history, n_candidates))
+        label = len(ids)
+        ids.append(self.pad_id)  # the recommendation answer's label token, written per row
+        abc = self._abc_items(self._followup_pieces, self._followup_order, ids)
+        return (np.asarray(ids, dtype=np.int64), np.asarray(hist, dtype=np.int64),
+                np.asarray(cand + abc, dtype=np.int64), label)
+
     # ---- batches ----------------------------------------------------------------------
-    def _assemble(self, layouts, histories, others):
-        """Left-pad the layouts and write the item ids into their placeholder positions."""
-        input_ids, mask, offsets = left_pad([lay[0] for lay in layouts], self.pad_id)
+    def _assemble(self, rows, histories, others, labels=None):
+        """Left-pad the rows and write their items, placeholder by placeholder.
+
+        ``rows``: per row a :class:`_Row` (its layout); ``histories``: item ids per row;
+        ``others``: per row the items of the layout's other placeholders (candidates, a, b,
+        c); ``labels``: per row the answer label token of a shared layout. Rows of one layout
+        are written together (numpy, no loop over positions)."""
+        size = len(rows)
+        length = max(len(r.ids) for r in rows)
+        input_ids = np.full((size, length), self.pad_id, dtype=np.int64)
+        mask = np.zeros((size, length), dtype=np.int64)
         item_ids = np.zeros_like(input_ids)
         hist_index = np.zeros_like(input_ids)
-        for b, ((_, hist, other), history, items, off) in enumerate(zip(layouts, histories, others,
-                                                                         offsets)):
-            item_ids[b, off + hist] = history
-            hist_index[b, off + hist] = np.arange(1, len(hist) + 1)
-            item_ids[b, off + other] = items
-        return PromptBatch.from_arrays(input_ids, mask, item_ids, hist_index)
+        rec_at = np.full(size, -1, dtype=np.int64)
+        ppt_at = np.full(size, -1, dtype=np.int64)
+        groups = {}
+        for b, r in enumerate(rows):
+            groups.setdefault(id(r), (r, []))[1].append(b)
+        for r, members in groups.values():
+            idx = np.asarray(members)
+            off = length - len(r.ids)
+            input_ids[idx, off:] = r.ids
+            mask[idx, off:] = 1
+            if len(r.hist):
+                item_ids[idx[:, None], off + r.hist] = np.stack([histories[b] for b in members])
+                hist_index[idx[:, None], off + r.hist] = np.arange(1, len(r.hist) + 1)
+            if len(r.other):
+                item_ids[idx[:, None], off + r.other] = np.stack([others[b] for b in members])
+            if r.label is not None:
+                input_ids[idx, off + r.label] = np.asarray(labels)[idx]
+            if r.rec_answer is not None:
+                rec_at[idx] = off + r.rec_answer
+            if r.ppt_answer is not None:
+                ppt_at[idx] = off + r.ppt_answer
+        answers = {}
+        for name, at in (("rec", rec_at), ("ppt", ppt_at)):
+            which = np.nonzero(at >= 0)[0]
+            if len(which):
+                answers[name] = (which, at[which])
+        return PromptBatch.from_arrays(input_ids, mask, item_ids, hist_index, answers=answers)
+
+    def _rec_row(self, n_history, n_candidates):
+        ids, hist, cand = self.rec_layout(n_history, n_candidates)
+        return self._row(("rec", n_history, n_candidates), ids, hist, cand, None, len(ids) - 1, None)
+
+    def _ppt_row(self, n_history):
+        ids, hist, abc = self.ppt_layout(n_history)
+        return self._row(("ppt", n_history), ids, hist, abc, None, None, len(ids) - 1)
+
+    def _shared_row(self, n_history, n_candidates):
+        ids, hist, other, label = self.shared_layout(n_history, n_candidates)
+        return self._row(("shared", n_history, n_candidates), ids, hist, other, label, label - 1, len(ids) - 1)
+
+    def _row(self, key, *fields):
+        if key not in self._rows:
+            self._rows[key] = _Row(*fields)
+        return self._rows[key]
 
     def build(self, histories, candidates):
-        """Recommendation prompts.
+        """Recommendation prompts; the answer ``"rec"`` of row b is read at its last position.
 
         Args:
-            histories: per sample, the history item ids oldest first (lists or 1-D tensors,
-                no padding).
+            histories: per sample, the history item ids oldest first (lists, arrays or 1-D
+                tensors, no padding).
             candidates: [B, C] item ids (tensor or nested lists); the answer for candidate
                 column j is ``label_token_ids(C)[j]``.
         """
         histories = [as_item_ids(h, "history") for h in histories]
-        candidates = np.asarray(candidates.cpu() if torch.is_tensor(candidates)
-                                else candidates, dtype=np.int64)
-        if candidates.ndim != 2 or len(candidates) != len(histories):
-            raise ValueError(f"candidates must be [B, C] with B={len(histories)}, got "
-                             f"shape {candidates.shape}")
+        candidates = self._candidates(candidates, len(histories))
         c = candidates.shape[1]
-        layouts = [self.rec_layout(len(h), c) for h in histories]
-        return self._assemble(layouts, histories, candidates)
+        rows = [self._rec_row(len(h), c) for h in histories]
+        return self._assemble(rows, histories, candidates)
 
     def build_ppt(self, histories, abc_items):
-        """PPT prompts: ``abc_items`` [B, 3] item ids of a, b, c; answer yes_id / no_id."""
+        """PPT prompts: ``abc_items`` [B, 3] item ids of a, b, c; answer ``"ppt"`` (yes_id /
+        no_id) at the last position."""
         histories = [as_item_ids(h, "history") for h in histories]
         abc = np.asarray(abc_items.cpu() if torch.is_tensor(abc_items) else abc_items,
                          dtype=np.int64).reshape(len(histories), 3)
-        layouts = [self.ppt_layout(len(h)) for h in histories]
-        return self._assemble(layouts, histories, abc)
+        rows = [self._ppt_row(len(h)) for h in histories]
+        return self._assemble(rows, histories, abc)
+
+    def build_shared(self, histories, candidates, target_pos, ppt_rows, abc_items):
+        """Recommendation prompts where rows ``ppt_rows`` (ascending) go on with their answer
+        label (``target_pos``, teacher forcing) and the PPT follow-up question about
+        ``abc_items`` [P, 3]: one row holds both tasks, the history is encoded once, and the
+        causal mask keeps the recommendation answer blind to what follows it.
+
+        Answers: ``"rec"`` of every row (before its label token; the last position in rows
+        without PPT) and ``"ppt"`` of rows ``ppt_rows`` (their last position), in row order."""
+        histories = [as_item_ids(h, "history") for h in histories]
+        candidates = self._candidates(candidates, len(histories))
+        c = candidates.shape[1]
+        ppt_rows = [int(r) for r in ppt_rows]
+        if ppt_rows != sorted(set(ppt_rows)):
+            raise ValueError(f"ppt_rows must be ascending and distinct, got {ppt_rows}")
+        abc = np.asarray(abc_items.cpu() if torch.is_tensor(abc_items) else abc_items,
+                         dtype=np.int64).reshape(len(ppt_rows), 3)
+        target_pos = np.asarray(target_pos.cpu() if torch.is_tensor(target_pos) else target_pos,
+                                dtype=np.int64).reshape(-1)
+        label_ids = self.label_token_ids(c).numpy()[target_pos]
+        rows = [self._rec_row(len(h), c) for h in histories]
+        others = list(candidates)
+        for k, b in enumerate(ppt_rows):
+            rows[b] = self._shared_row(len(histories[b]), c)
+            others[b] = np.concatenate([candidates[b], abc[k]])
+        return self._assemble(rows, histories, others, labels=label_ids)
+
+    @staticmethod
+    def _candidates(candidates, size):
+        candidates = np.asarray(candidates.cpu() if torch.is_tensor(candidates)
+                                else candidates, dtype=np.int64)
+        if candidates.ndim != 2 or len(candidates) != size:
+            raise ValueError(f"candidates must be [B, C] with B={size}, got "
+                             f"shape {candidates.shape}")
+        return candidates
+
+
+class _Row(NamedTuple):
+    """The layout of one kind of row: token ids, placeholder positions, answer positions."""
+
+    ids: np.ndarray
+    hist: np.ndarray
+    other: np.ndarray
+    label: object  # position of the answer label token written per row (shared layout), or None
+    rec_answer: object  # position whose hidden state predicts the recommendation answer, or None
+    ppt_answer: object  # position whose hidden state predicts the PPT answer, or None

@@ -27,7 +27,9 @@ class PositionPrompts(nn.Module):
             self.register_parameter("prompts", None)
 
     def _check(self, index):
-        if index.numel() and int(index.max()) > self.n_max:
+        # host tensors only: reading a device tensor's maximum would wait for the device (the
+        # prompt builders write positions 1..history_len = n_max, never more)
+        if index.device.type == "cpu" and index.numel() and int(index.max()) > self.n_max:
             raise ValueError(f"history position {int(index.max())} exceeds the "
                              f"{self.n_max} position prompts (MAX_ITEM_LIST_LENGTH)")
 
