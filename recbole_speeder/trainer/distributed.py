@@ -265,7 +265,14 @@ class Distributed(SingleProcess):
                 DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, sharded)
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*broadcast_buffers.*", category=FutureWarning)
-                self._wrapped = self.accelerator.prepare_model(module, device_placement=False)
+                if sharded:
+                    # accelerate refuses any module holding DTensors on GPUs (seen on 2 H200s,
+                    # 2026-11-30), the ignored sharded ones included: wrap as it would, directly
+                    self._wrapped = DistributedDataParallel(
+                        module, device_ids=[self.device] if self.device.type == "cuda" else None,
+                        find_unused_parameters=True, broadcast_buffers=False)
+                else:
+                    self._wrapped = self.accelerator.prepare_model(module, device_placement=False)
             self._wrapped_for = (id(model), trainable, self.strategy)
         return self._wrapped
 
