@@ -22,8 +22,9 @@ def speeder_config(fast_config, tiny_llm_dir):
     )
 
 
-def test_speeder_trains_three_stages_and_reports_candidate_metrics(speeder_config, workdir):
-    result = run(model="Speeder", dataset="tiny", config_dict=speeder_config)
+@pytest.mark.parametrize("answer_head", ["score", "index"])
+def test_speeder_trains_three_stages_and_reports_candidate_metrics(speeder_config, workdir, answer_head):
+    result = run(model="Speeder", dataset="tiny", config_dict=dict(speeder_config, answer_head=answer_head))
     cand = result["candidate_test"]
     assert cand["n"] == 60 and cand["valid_ratio"] == 1.0
     assert cand["vhr@1"] == pytest.approx(cand["hr@1"])
@@ -53,7 +54,7 @@ def test_speeder_checkpoint_round_trip_and_resume(speeder_config):
 
 def test_generation_mode_counts_invalid_answers(speeder_config):
     result = run(model="Speeder", dataset="tiny", config_dict=dict(
-        speeder_config, eval_mode="generate", mpo_stages=[3], stage_epochs=[0, 0, 1]))
+        speeder_config, answer_head="index", eval_mode="generate", mpo_stages=[3], stage_epochs=[0, 0, 1]))
     cand = result["candidate_test"]
     assert set(cand) >= {"hr@1", "valid_ratio", "vhr@1"} and "mrr" not in cand
     assert cand["vhr@1"] == pytest.approx(cand["valid_ratio"] * cand["hr@1"], abs=1e-3)
