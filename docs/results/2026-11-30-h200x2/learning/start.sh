@@ -13,7 +13,7 @@ if [ ! -d /tmp/work/recbole_speeder ]; then
   mkdir -p /tmp/work && cp -r "$SRC"/benchmark.py "$SRC"/run_recbole_speeder.py "$SRC"/recbole_speeder "$SRC"/benchmarks /tmp/work/
 fi
 cd /tmp/work
-export PYTHONPATH=/tmp/site:/tmp/work RECBOLE_SPEEDER_CACHE=/tmp/rscache PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 \
+export PYTHONPATH=/tmp/site:/tmp/work RECBOLE_SPEEDER_CACHE=/tmp/rscache PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 CUDA_DEVICE_ORDER=PCI_BUS_ID \
        TOKENIZERS_PARALLELISM=false PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True CUDA_VISIBLE_DEVICES=$GPU
 G=/tmp/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 mkdir -p /tmp/jobs
