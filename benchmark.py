@@ -13,7 +13,7 @@ Other --key=value pairs override properties for every run.
 import argparse
 import os
 
-from recbole_speeder.cli import friendly_errors, parse_overrides
+from recbole_speeder.cli import config_file_list, friendly_errors, parse_overrides
 from recbole_speeder.errors import ConfigError
 
 
@@ -51,7 +51,7 @@ def main(argv=None):
         get_model(model)  # unknown names fail before any training starts
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be at least 1 (got {args.jobs}).")
-    common = dict(config_file_list=args.config_files.split(" ") if args.config_files else None,
+    common = dict(config_file_list=config_file_list(args.config_files),
                   overrides=parse_overrides(rest), out_dir=args.out_dir)
     if args.jobs > 1:
         table, base = benchmark_in_parallel(models, args.dataset, seeds, args.jobs, **common)

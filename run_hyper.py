@@ -10,18 +10,13 @@ Writes the best parameters and a table of the trials to --output_file (default
 hyper-<model>-<dataset>.result). Any other --key=value is a fixed property of every trial.
 """
 
-import argparse
-
-from recbole_speeder.cli import friendly_errors, parse_overrides
+from recbole_speeder.cli import config_file_list, friendly_errors, parse_overrides, run_parser
 
 
 @friendly_errors
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", "-m", default="SASRec", help="model name (plugin or RecBole)")
-    parser.add_argument("--dataset", "-d", default="ml-100k", help="dataset name in the data home")
+    parser = run_parser(__doc__, config_files_help="space-separated YAML files for every trial")
     parser.add_argument("--params_file", required=True, help="the search space, RecBole's format")
-    parser.add_argument("--config_files", default=None, help="space-separated YAML files for every trial")
     parser.add_argument("--output_file", default=None, help="result file (default hyper-<model>-<dataset>.result)")
     parser.add_argument("--algo", default="exhaustive", help="exhaustive (every choice combination), random or bayes")
     parser.add_argument("--max_evals", type=int, default=100, help="trials of random / bayes (default 100)")
@@ -30,9 +25,8 @@ def main(argv=None):
     args, rest = parser.parse_known_args(argv)
     from recbole_speeder.hyper import hyper_search
 
-    config_files = args.config_files.strip().split(" ") if args.config_files else None
     best, score, path = hyper_search(
-        args.model, args.dataset, args.params_file, config_file_list=config_files, overrides=parse_overrides(rest),
+        args.model, args.dataset, args.params_file, config_file_list=config_file_list(args.config_files), overrides=parse_overrides(rest),
         output_file=args.output_file, algo=args.algo, max_evals=args.max_evals, early_stop=args.early_stop,
         seed=args.seed,
     )

@@ -7,27 +7,21 @@
 Any other ``--key=value`` overrides a property (see recbole_speeder/properties/).
 """
 
-import argparse
-
-from recbole_speeder.cli import friendly_errors, parse_overrides
+from recbole_speeder.cli import config_file_list, friendly_errors, parse_overrides, run_parser
 
 
 @friendly_errors
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", "-m", default="SASRec", help="model name (plugin or RecBole)")
-    parser.add_argument("--dataset", "-d", default="ml-100k", help="dataset name in the data home")
-    parser.add_argument("--config_files", default=None, help="space-separated YAML files")
+    parser = run_parser(__doc__)
     parser.add_argument("--resume", default=None, help="checkpoint to resume training from")
     parser.add_argument("--checkpoint", default=None, help="evaluate this saved model without training")
     args, rest = parser.parse_known_args(argv)
     from recbole_speeder.quick_start import run
 
-    config_files = args.config_files.strip().split(" ") if args.config_files else None
     run(
         model=args.model,
         dataset=args.dataset,
-        config_file_list=config_files,
+        config_file_list=config_file_list(args.config_files),
         config_dict=parse_overrides(rest),
         resume_file=args.resume,
         model_file=args.checkpoint,

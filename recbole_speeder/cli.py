@@ -6,10 +6,25 @@ be written without quotes, ``--modalities=[text,seq]``, and ``~`` is None as in 
 the user can fix are printed as one clear message and exit with status 2.
 """
 
+import argparse
 import sys
 from functools import wraps
 
 from recbole_speeder.errors import ConfigError, SpeederError
+
+
+def run_parser(doc, config_files_help="space-separated YAML files"):
+    """The argument parser of a one-model entry point: ``--model``, ``--dataset``, ``--config_files``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", "-m", default="SASRec", help="model name (plugin or RecBole)")
+    parser.add_argument("--dataset", "-d", default="ml-100k", help="dataset name in the data home")
+    parser.add_argument("--config_files", default=None, help=config_files_help)
+    return parser
+
+
+def config_file_list(text):
+    """``--config_files="a.yaml b.yaml"`` -> ``['a.yaml', 'b.yaml']`` (None when not given)."""
+    return text.strip().split(" ") if text else None
 
 
 def parse_overrides(args):
