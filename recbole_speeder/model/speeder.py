@@ -45,7 +45,7 @@ from recbole_speeder.llm.decoding import generate_answers, head_logits, hidden_a
 from recbole_speeder.model.abstract_llm import LLMSequentialRecommender, setting
 from recbole_speeder.model.layers.candidate_head import CandidateHead
 from recbole_speeder.model.layers.mpo import STAGE_MODALITIES, STAGE_PARTS, stage_plan
-from recbole_speeder.model.layers.mrc import ITEM_VECTOR_NORMS, MRC, rescale_to_norm
+from recbole_speeder.model.layers.mrc import MRC, rescale_to_norm
 from recbole_speeder.model.layers.spae import PositionPrompts, sample_ppt
 from recbole_speeder.prompts.base import build_inputs_embeds
 from recbole_speeder.prompts.hybrid import HybridPrompt
@@ -53,9 +53,6 @@ from recbole_speeder.prompts.reconstruction import ReconstructionPrompt
 
 logger = logging.getLogger(__name__)
 
-PPT_LAYOUTS = ("shared", "separate")
-ANSWER_HEADS = ("index", "score")
-SCORE_LOSSES = ("candidates", "catalog")
 
 
 class Speeder(LLMSequentialRecommender):
@@ -86,16 +83,11 @@ class Speeder(LLMSequentialRecommender):
         for m in self.feature_modalities:
             self.register_buffer(f"feature_{m}", features.tensors[m].float(), persistent=False)
             self.register_buffer(f"mask_{m}", features.masks[m].bool(), persistent=False)
+        # choices (item_vector_norm, answer_head, score_loss, ppt_layout, eval_mode) are checked
+        # by Config against the properties' annotations, before any data is read
         self.item_vector_norm = config["item_vector_norm"]
-        if self.item_vector_norm not in ITEM_VECTOR_NORMS:
-            raise ConfigError(f"item_vector_norm: '{self.item_vector_norm}' is not one of "
-                              f"{', '.join(ITEM_VECTOR_NORMS)}.")
         self.answer_head = config["answer_head"]
-        if self.answer_head not in ANSWER_HEADS:
-            raise ConfigError(f"answer_head must be one of {', '.join(ANSWER_HEADS)} (got '{self.answer_head}').")
         self.score_loss = config["score_loss"]
-        if self.score_loss not in SCORE_LOSSES:
-            raise ConfigError(f"score_loss must be one of {', '.join(SCORE_LOSSES)} (got '{self.score_loss}').")
 
         self.llm, self.tokenizer = self.load_llm(config)
         if self.item_vector_norm == "token":  # mean L2 norm of the token-embedding rows
@@ -128,12 +120,8 @@ class Speeder(LLMSequentialRecommender):
         self.use_ppt = bool(config["use_ppt"])
         self.ppt_ratio = float(config["ppt_ratio"])
         self.ppt_layout = str(config["ppt_layout"])
-        if self.ppt_layout not in PPT_LAYOUTS:
-            raise ConfigError(f"ppt_layout must be one of {', '.join(PPT_LAYOUTS)} (got '{self.ppt_layout}').")
         self.prompt_packing = bool(config["prompt_packing"])
         self.eval_mode = config["eval_mode"]
-        if self.eval_mode not in ("constrained", "generate"):
-            raise ConfigError(f"eval_mode must be constrained or generate (got '{self.eval_mode}').")
         self.max_new_tokens = int(config["generation_max_new_tokens"])
         self._init_reconstruction(config, dataset)
         self.stage = None

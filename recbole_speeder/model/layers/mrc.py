@@ -50,7 +50,6 @@ _GATE_PART = {"vision": "A_v_tan", "seq": "A_s_tan"}
 _EXPERT_PART = {"text": "T-FFN", "vision": "V-FFN", "seq": "S-FFN"}
 
 GATES = ("tanh", "relu", "none")
-ITEM_VECTOR_NORMS = ("none", "token")
 
 
 def rescale_to_norm(vectors, norm, eps=1e-6):
