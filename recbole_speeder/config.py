@@ -158,7 +158,17 @@ class Config(RecBoleConfig):
         # RecBole's own mode (local_rank -> NCCL started here) is refused
         check_recbole_ddp_keys(self.final_config_dict)
         if not init_launched_device(self.final_config_dict):
+            self._keep_visible_devices()
             super()._init_device()
+
+    def _keep_visible_devices(self):
+        """RecBole writes ``gpu_id`` (default ``'0'``) into ``CUDA_VISIBLE_DEVICES``, so
+        ``CUDA_VISIBLE_DEVICES=1 python run_recbole_speeder.py`` silently ran on the first GPU
+        (seen on 2026-11-30). A ``gpu_id`` the user gives still wins; without one, the GPUs the
+        environment already chose are kept."""
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible is not None and "gpu_id" not in self.external_config_dict:
+            self.final_config_dict["gpu_id"] = visible
 
     def key_schema(self):
         """``{key: KeySpec}`` from the property files this run read (later files win)."""

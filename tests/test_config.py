@@ -191,3 +191,16 @@ def test_bad_resume_path_is_refused_before_any_data(fast_config, monkeypatch, tm
                         resume_file=str(tmp_path / "no-such-run" / "stage3"))
     with pytest.raises(ConfigError, match=r"--resume: '.*nope\.pth' is not a file"):
         quick_start.run(model="SASRec", dataset="tiny", config_dict=fast_config, resume_file=str(tmp_path / "nope.pth"))
+
+
+def test_gpu_choice_of_the_environment_is_kept_without_gpu_id(fast_config, monkeypatch):
+    """RecBole wrote its default gpu_id '0' over CUDA_VISIBLE_DEVICES (a GPU run asked for the
+    second GPU and got the first); a gpu_id the user gives still wins."""
+    no_gpu_id = {k: v for k, v in fast_config.items() if k != "gpu_id"}
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")
+    config = Config(model="SASRec", dataset="tiny", config_dict=no_gpu_id)
+    assert config["gpu_id"] == "7" and os.environ["CUDA_VISIBLE_DEVICES"] == "7"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")
+    config = Config(model="SASRec", dataset="tiny", config_dict=dict(no_gpu_id, gpu_id=""))
+    assert config["gpu_id"] == "" and os.environ["CUDA_VISIBLE_DEVICES"] == ""
+    assert str(config["device"]) == "cpu"
