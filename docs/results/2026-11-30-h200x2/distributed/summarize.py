@@ -52,7 +52,9 @@ def times(work):
 
 def parse_run(text):
     """Training seconds per stage epoch, the candidate test result, errors."""
-    epochs = [float(t) for t in re.findall(r"epoch \d+ training \[time: ([\d.]+)s", text)]
+    # the MPO stage epochs only: a run that fills the feature cache first logs SASRec's epochs too
+    mpo = text[text.find("MPO stage 1"):] if "MPO stage 1" in text else ""
+    epochs = [float(t) for t in re.findall(r"epoch \d+ training \[time: ([\d.]+)s", mpo)]
     result = None
     found = re.findall(r"candidate test result: (\{.*?\})", text)
     if found:
