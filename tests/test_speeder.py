@@ -199,3 +199,23 @@ def test_reconstruction_trains_in_its_stages_and_logs_accuracy(speeder_config, w
     assert report["recon_token_acc"] == pytest.approx(float((predicted == target)[mask].float().mean()), abs=1e-4)
     exact = [bool((predicted[b] == target[b])[mask[b]].all()) for b in range(len(items))]
     assert report["recon_exact"] == pytest.approx(sum(exact) / len(items), abs=1e-4)
+
+
+def test_validation_curves_are_written_beside_the_log(speeder_config):
+    """The paper's Figure 5: VHR@1, PPT and reconstruction accuracy after every validation, one
+    row per validation across the MPO stages, in <log>-curves.csv (+ .png) beside the run's log."""
+    import csv
+
+    from recbole_speeder.trainer.curves import run_log_file
+
+    result = run(model="Speeder", dataset="tiny", config_dict=dict(speeder_config, reconstruction_eval_items=4))
+    stem = os.path.splitext(run_log_file())[0] + "-curves"
+    with open(stem + ".csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["stage"] for r in rows] == ["1", "2", "3"]
+    assert [r["validation"] for r in rows] == ["1", "2", "3"]
+    assert {"vhr@1", "ppt_acc", "recon_token_acc", "recon_exact"} <= set(rows[0])
+    assert float(rows[-1]["vhr@1"]) == pytest.approx(result["candidate_valid"]["vhr@1"], abs=1e-4)
+    assert all(0.0 <= float(r[name]) <= 1.0 for r in rows for name in ("ppt_acc", "recon_token_acc"))
+    with open(stem + ".png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"

@@ -34,6 +34,7 @@ from recbole_speeder.errors import ConfigError
 from recbole_speeder.trainer.checkpoint import (
     is_checkpoint, load_trainable, read_trainer_state, rng_state, set_rng_state, write_checkpoint,
 )
+from recbole_speeder.trainer.curves import curve_row, run_log_file, write_curves
 from recbole_speeder.trainer.distributed import context_for
 from recbole_speeder.trainer.timing import TrainTimeMixin
 
@@ -85,6 +86,7 @@ class _LLMTrainerCore(Trainer):
         self._pending_scheduler_state = None
         self._pending_random_state = None  # (rng, data order) of a resumed checkpoint
         self._train_loader = None
+        self.valid_curves = []  # one point per validation (trainer/curves.py, Figure 5)
 
     # -- optimisation -------------------------------------------------------------------
     def _build_optimizer(self, **kwargs):
@@ -113,7 +115,11 @@ class _LLMTrainerCore(Trainer):
             self._build_scheduler(train_data, self.epochs)  # one schedule over all epochs
         self._train_loader = train_data
         self._restore_random_state(train_data)
-        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        outcome = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        log_file = run_log_file()
+        if self.dist.is_main_process and log_file and saved:
+            write_curves(self.valid_curves, log_file)
+        return outcome
 
     def _random_state(self):
         """Random generators and the training data order at this point (saved with a checkpoint)."""
@@ -168,7 +174,9 @@ class _LLMTrainerCore(Trainer):
         epoch_hook = getattr(self.model, "valid_epoch_report", None)
         if epoch_hook is not None:
             result.update(epoch_hook())
-        self.log_scalars("Valid", result, self.tensorboard_step(getattr(self, "_epoch_idx", 0)))
+        step = self.tensorboard_step(getattr(self, "_epoch_idx", 0))
+        self.log_scalars("Valid", result, step)
+        self.valid_curves.append(curve_row(step, getattr(self, "stage", None), result))
         return result[self.valid_metric], result
 
     # -- TensorBoard (RecBole's writer: log_tensorboard/<run>/) -----------------------------
