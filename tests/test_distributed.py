@@ -74,7 +74,10 @@ def _without_timing(result):
 
 
 def _check_only_process_0_writes(writes):
-    assert len(os.listdir("log/Speeder")) == 1
+    logs = [name for name in os.listdir("log/Speeder") if name.endswith(".log")]
+    assert len(logs) == 1  # and beside it only its validation curves (process 0's)
+    stem = logs[0][: -len(".log")]
+    assert sorted(os.listdir("log/Speeder")) == sorted([logs[0], stem + "-curves.csv", stem + "-curves.png"])
     assert len(os.listdir("saved")) == 1
     event_pids = {os.path.basename(f).split(".")[-2] for f in glob.glob("log_tensorboard/*/events.out.tfevents.*")}
     assert len(event_pids) == 1  # process 1 kept no TensorBoard writer
