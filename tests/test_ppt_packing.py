@@ -219,3 +219,30 @@ def test_speeder_losses_are_the_cross_entropy_at_both_answers(speeder_config, la
 def test_ppt_layout_refuses_unknown_values(speeder_config):
     with pytest.raises(ConfigError, match=r"ppt_layout: 'both' is not one of shared, separate"):
         build(dict(speeder_config, ppt_layout="both"))
+
+
+@pytest.mark.parametrize("layout", ["shared", "separate"])
+def test_ppt_question_positions_give_a_b_c_their_own_position_prompts(speeder_config, layout):
+    """ppt_question_positions: each PPT question's a, b, c placeholder carries the history position
+    of the same item (so it gets that p_i in build_inputs_embeds); off (the paper's form) they
+    carry none. The questions, answers and the rest of the batch are the same either way."""
+    batches = {}
+    for on in (False, True):
+        _, train_data, model, _ = build(dict(speeder_config, ppt_layout=layout, ppt_question_positions=on,
+                                             reconstruction_stages=[], prompt_packing=False))
+        interaction = next(iter(train_data))
+        torch.manual_seed(7)
+        histories = model.recent_history(interaction)
+        candidates, target_pos = model.training_candidates(interaction, device="cpu")
+        batches[on] = model._training_batch(histories, candidates, target_pos)
+    off, on = batches[False], batches[True]
+    assert torch.equal(off.input_ids, on.input_ids) and torch.equal(off.item_ids, on.item_ids)
+    assert torch.equal(off.extras["ppt_target"], on.extras["ppt_target"])
+    changed = (on.history_index != off.history_index).nonzero().tolist()
+    assert len(changed) == 3 * len(on.extras["ppt_target"]) > 0  # a, b, c of every question, nothing else
+    for row, col in changed:
+        position = int(on.history_index[row, col])
+        own = (off.history_index[row] == position).nonzero().flatten()  # that history slot of the row
+        assert off.history_index[row, col] == 0 and len(own) == 1
+        assert on.item_ids[row, col] == on.item_ids[row, own[0]]
+        assert col > own.max()  # the question comes after the history

@@ -120,6 +120,7 @@ class Speeder(LLMSequentialRecommender):
         self.use_ppt = bool(config["use_ppt"])
         self.ppt_ratio = float(config["ppt_ratio"])
         self.ppt_layout = str(config["ppt_layout"])
+        self.ppt_question_positions = bool(config["ppt_question_positions"])
         self.prompt_packing = bool(config["prompt_packing"])
         self.eval_mode = config["eval_mode"]
         self.max_new_tokens = int(config["generation_max_new_tokens"])
@@ -269,9 +270,10 @@ class Speeder(LLMSequentialRecommender):
     # -- training -------------------------------------------------------------------------
     def _ppt_prompts(self, histories):
         """PPT questions for about ``ppt_ratio`` of the sequences (eqs 13-14): (rows, a/b/c
-        items [P, 3], is_yes [P]) on the host, rows ascending; None when there is none."""
+        items [P, 3], is_yes [P], a/b/c 1-based history positions [P, 3]) on the host, rows
+        ascending; None when there is none."""
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))
-        rows, abc, labels = [], [], []
+        rows, abc, labels, positions = [], [], [], []
         for i, history in enumerate(histories):
             if rng.random() >= self.ppt_ratio:
                 continue
@@ -283,9 +285,11 @@ class Speeder(LLMSequentialRecommender):
             rows.append(i)
             abc.append([items[sample.a_pos], items[sample.b_pos], items[sample.c_pos]])
             labels.append(sample.label)
+            positions.append([sample.a_pos + 1, sample.b_pos + 1, sample.c_pos + 1])
         if not rows:
             return None
-        return rows, np.asarray(abc, dtype=np.int64), np.asarray(labels, dtype=bool)
+        return (rows, np.asarray(abc, dtype=np.int64), np.asarray(labels, dtype=bool),
+                np.asarray(positions, dtype=np.int64))
 
     def _training_batch(self, histories, candidates, target_pos):
         """The host batch of one training step: the recommendation prompts and, with PPT, the
@@ -301,13 +305,14 @@ class Speeder(LLMSequentialRecommender):
             batch = self.prompt.build(histories, candidates)
             batch.extras = extras
             return batch
-        rows, abc, is_yes = ppt
+        rows, abc, is_yes, positions = ppt
+        positions = positions if self.ppt_question_positions else None
         ppt_target = torch.from_numpy(np.where(is_yes, self.prompt.yes_id, self.prompt.no_id))
         if self.ppt_layout == "shared":
-            batch = self.prompt.build_shared(histories, candidates, target_pos, rows, abc)
+            batch = self.prompt.build_shared(histories, candidates, target_pos, rows, abc, positions)
         else:
             batch = self.prompt.build(histories, candidates).concat(
-                self.prompt.build_ppt([histories[i] for i in rows], abc), self.prompt.pad_id)
+                self.prompt.build_ppt([histories[i] for i in rows], abc, positions), self.prompt.pad_id)
         batch.extras = dict(extras, ppt_target=ppt_target)
         return batch
 

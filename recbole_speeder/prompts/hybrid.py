@@ -185,13 +185,14 @@ class HybridPrompt(PromptBase):
                 np.asarray(cand + abc, dtype=np.int64), label)
 
     # ---- batches ----------------------------------------------------------------------
-    def _assemble(self, rows, histories, others, labels=None):
+    def _assemble(self, rows, histories, others, labels=None, abc_positions=None):
         """Left-pad the rows and write their items, placeholder by placeholder.
 
         ``rows``: per row a :class:`_Row` (its layout); ``histories``: item ids per row;
         ``others``: per row the items of the layout's other placeholders (candidates, a, b,
-        c); ``labels``: per row the answer label token of a shared layout. Rows of one layout
-        are written together (numpy, no loop over positions)."""
+        c); ``labels``: per row the answer label token of a shared layout; ``abc_positions``:
+        per row None or the 1-based history positions of its a, b, c (their placeholders then
+        get p_i too). Rows of one layout are written together (numpy, no loop over positions)."""
         size = len(rows)
         length = max(len(r.ids) for r in rows)
         input_ids = np.full((size, length), self.pad_id, dtype=np.int64)
@@ -219,6 +220,9 @@ class HybridPrompt(PromptBase):
                 rec_at[idx] = off + r.rec_answer
             if r.ppt_answer is not None:
                 ppt_at[idx] = off + r.ppt_answer
+                if abc_positions is not None:
+                    for b in members:
+                        hist_index[b, off + r.other[-3:]] = abc_positions[b]
         answers = {}
         for name, at in (("rec", rec_at), ("ppt", ppt_at)):
             which = np.nonzero(at >= 0)[0]
@@ -258,23 +262,26 @@ class HybridPrompt(PromptBase):
         rows = [self._rec_row(len(h), c) for h in histories]
         return self._assemble(rows, histories, candidates)
 
-    def build_ppt(self, histories, abc_items):
+    def build_ppt(self, histories, abc_items, abc_positions=None):
         """PPT prompts: ``abc_items`` [B, 3] item ids of a, b, c; answer ``"ppt"`` (yes_id /
-        no_id) at the last position."""
+        no_id) at the last position. ``abc_positions`` [B, 3] (1-based history positions of a,
+        b, c; optional) gives their placeholders p_i as well (``ppt_question_positions``)."""
         histories = [as_item_ids(h, "history") for h in histories]
         abc = np.asarray(abc_items.cpu() if torch.is_tensor(abc_items) else abc_items,
                          dtype=np.int64).reshape(len(histories), 3)
         rows = [self._ppt_row(len(h)) for h in histories]
-        return self._assemble(rows, histories, abc)
+        positions = None if abc_positions is None else np.asarray(abc_positions, dtype=np.int64).reshape(-1, 3)
+        return self._assemble(rows, histories, abc, abc_positions=positions)
 
-    def build_shared(self, histories, candidates, target_pos, ppt_rows, abc_items):
+    def build_shared(self, histories, candidates, target_pos, ppt_rows, abc_items, abc_positions=None):
         """Recommendation prompts where rows ``ppt_rows`` (ascending) go on with their answer
         label (``target_pos``, teacher forcing) and the PPT follow-up question about
         ``abc_items`` [P, 3]: one row holds both tasks, the history is encoded once, and the
         causal mask keeps the recommendation answer blind to what follows it.
 
         Answers: ``"rec"`` of every row (before its label token; the last position in rows
-        without PPT) and ``"ppt"`` of rows ``ppt_rows`` (their last position), in row order."""
+        without PPT) and ``"ppt"`` of rows ``ppt_rows`` (their last position), in row order.
+        ``abc_positions`` [P, 3]: as in :meth:`build_ppt`."""
         histories = [as_item_ids(h, "history") for h in histories]
         candidates = self._candidates(candidates, len(histories))
         c = candidates.shape[1]
@@ -288,10 +295,13 @@ class HybridPrompt(PromptBase):
         label_ids = self.label_token_ids(c).numpy()[target_pos]
         rows = [self._rec_row(len(h), c) for h in histories]
         others = list(candidates)
+        positions = None if abc_positions is None else [None] * len(histories)
         for k, b in enumerate(ppt_rows):
             rows[b] = self._shared_row(len(histories[b]), c)
             others[b] = np.concatenate([candidates[b], abc[k]])
-        return self._assemble(rows, histories, others, labels=label_ids)
+            if positions is not None:
+                positions[b] = np.asarray(abc_positions[k], dtype=np.int64)
+        return self._assemble(rows, histories, others, labels=label_ids, abc_positions=positions)
 
     @staticmethod
     def _candidates(candidates, size):
