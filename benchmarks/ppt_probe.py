@@ -2,6 +2,7 @@
 
     python benchmarks/ppt_probe.py --out docs/results/<run>/ppt-probe              # every variant, n = 10
     python benchmarks/ppt_probe.py --histories 5 --variants lora-1e-3,full-1e-3    # shorter histories
+    python benchmarks/ppt_probe.py --llm-path default --histories 5 --variants order-lora-1e-3  # pretrained SmolLM2
 
 PPT (paper eqs 13-14) asks, for three items a, b, c of a history, whether the first two are at
 most as far apart as the last two. In the GPU runs PPT accuracy stays at chance. This probe trains
@@ -10,7 +11,8 @@ the PPT task alone (no recommendation loss) with the project's own pieces --
 :class:`~recbole_speeder.model.layers.spae.PositionPrompts` (PPL), ``build_inputs_embeds``,
 ``sample_ppt`` / ``ppt_label``, ``apply_lora``, the LM head on the answer position, the one-token
 cross-entropy and Speeder's warm-up + cosine schedule -- on a small random Llama with SmolLM2's
-tokenizer. Items are random distinct ids; an item's vector is a trainable linear adapter over a
+tokenizer, or with ``--llm-path`` (``default`` = SmolLM2-135M-Instruct) on a real backbone through
+``load_backbone``. Items are random distinct ids; an item's vector is a trainable linear adapter over a
 fixed random feature row (what MRC gives), at the scale of the token embeddings.
 
 Variants (``--variants``): ``lora-*`` LoRA r=8 on q/v (as Speeder), ``full-*`` every weight trains;
@@ -38,7 +40,7 @@ if ROOT not in sys.path:
 
 from recbole_speeder.atomic import atomic_write_text  # noqa: E402
 from recbole_speeder.llm.answers import label_answer_loss, pair_logits  # noqa: E402
-from recbole_speeder.llm.backbone import apply_lora, load_tokenizer  # noqa: E402
+from recbole_speeder.llm.backbone import apply_lora, load_backbone, load_tokenizer  # noqa: E402
 from recbole_speeder.llm.decoding import head_logits, hidden_at  # noqa: E402
 from recbole_speeder.model.layers.spae import PositionPrompts, sample_ppt  # noqa: E402
 from recbole_speeder.prompts.base import build_inputs_embeds  # noqa: E402
@@ -58,6 +60,8 @@ VARIANTS = {
     "order-full-1e-3": ("order", "full", 1e-3, True, False),
     "hint-full-1e-3": ("ppt", "full", 1e-3, True, True),
     "order-hint-full-1e-3": ("order", "full", 1e-3, True, True),
+    "hint-lora-1e-3": ("ppt", "lora", 1e-3, True, True),
+    "order-hint-lora-1e-3": ("order", "lora", 1e-3, True, True),
 }
 
 
@@ -81,18 +85,23 @@ class Probe(nn.Module):
         from transformers import LlamaConfig, LlamaForCausalLM
 
         torch.manual_seed(args.seed)  # every variant starts from the same weights
-        config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=args.hidden, intermediate_size=2 * args.hidden,
-                             num_hidden_layers=args.layers, num_attention_heads=args.heads,
-                             num_key_value_heads=args.heads, max_position_embeddings=1024,
-                             bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-        llm = LlamaForCausalLM(config)
-        llm.config._attn_implementation = "sdpa"
+        if args.llm_path:  # a fresh copy of the real backbone (float32, CPU) for every variant
+            llm = load_backbone(args.llm_path, dtype=torch.float32, device="cpu")[0]
+        else:
+            config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=args.hidden,
+                                 intermediate_size=2 * args.hidden, num_hidden_layers=args.layers,
+                                 num_attention_heads=args.heads, num_key_value_heads=args.heads,
+                                 max_position_embeddings=1024, bos_token_id=tokenizer.bos_token_id,
+                                 eos_token_id=tokenizer.eos_token_id)
+            llm = LlamaForCausalLM(config)
+            llm.config._attn_implementation = "sdpa"
+        hidden = llm.config.hidden_size
         token_std = float(llm.get_input_embeddings().weight.detach().std())
         self.llm = apply_lora(llm, r=8, alpha=16, dropout=0.05) if training == "lora" else llm
         self.register_buffer("features", torch.randn(args.items + 1, args.feature_dim))
-        self.adapter = nn.Linear(args.feature_dim, args.hidden, bias=False)
+        self.adapter = nn.Linear(args.feature_dim, hidden, bias=False)
         nn.init.normal_(self.adapter.weight, std=token_std / args.feature_dim ** 0.5)  # outputs ~ token scale
-        self.ppl = PositionPrompts(history_len, args.hidden, enabled=use_ppl)
+        self.ppl = PositionPrompts(history_len, hidden, enabled=use_ppl)
 
     def answer_logits(self, batch):
         """Full-vocabulary logits [B, V] at each prompt's PPT answer position."""
@@ -162,8 +171,9 @@ def run_variant(name, n, tokenizer, args):
 
 def table(rows, args):
     steps = [s for s, _ in rows[0]["accuracy"]] if rows else []
-    lines = [f"PPT alone on a random Llama ({args.layers} layers, hidden {args.hidden}, {args.heads} heads, "
-             f"SmolLM2 tokenizer), {args.items} items, batch {args.batch}, {args.steps} steps, "
+    backbone = (f"the pretrained backbone {args.llm_path!r}" if args.llm_path else
+                f"a random Llama ({args.layers} layers, hidden {args.hidden}, {args.heads} heads, SmolLM2 tokenizer)")
+    lines = [f"PPT alone on {backbone}, {args.items} items, batch {args.batch}, {args.steps} steps, "
              f"held-out accuracy on {args.eval_size} questions, seed {args.seed}\n",
              "| variant | n | trainable params | majority | " + " | ".join(f"acc@{s}" for s in steps)
              + " | loss (last window) | wall s |",
@@ -189,6 +199,9 @@ def parse_args(argv):
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--llm-path", default=None,
+                        help="real backbone as load_backbone takes it ('default' = SmolLM2-135M-Instruct); "
+                             "default: the random Llama of --hidden/--layers/--heads")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--out", default=None, help="folder for ppt_probe.md and ppt_probe.json")
     return parser.parse_args(argv)
@@ -202,7 +215,7 @@ def main(argv=None):
     if unknown or not names:
         raise SystemExit(f"--variants: unknown {unknown}; use {', '.join(VARIANTS)}")
     torch.set_num_threads(args.threads)
-    tokenizer = load_tokenizer()
+    tokenizer = load_tokenizer(args.llm_path)
     rows = []
     for n in (int(h) for h in args.histories.split(",")):
         for name in names:

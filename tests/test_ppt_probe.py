@@ -35,3 +35,16 @@ def test_probe_runs_and_the_order_control_trains(tmp_path, capsys):
     assert (tmp_path / "ppt_probe.md").read_text() in printed
     saved = json.loads((tmp_path / "ppt_probe.json").read_text())
     assert [r["variant"] for r in saved["rows"]] == ["lora-1e-3", "order-full-1e-3"]
+
+
+def test_hint_lora_variants_run_on_the_random_llama_by_default(tmp_path):
+    probe = load_benchmark_script("ppt_probe")
+    assert probe.VARIANTS["order-hint-lora-1e-3"] == ("order", "lora", 1e-3, True, True)
+    assert probe.VARIANTS["hint-lora-1e-3"] == ("ppt", "lora", 1e-3, True, True)
+    argv = ["--variants", "order-hint-lora-1e-3", "--histories", "5", "--steps", "2", "--eval-every", "2",
+            "--batch", "4", "--eval-size", "8", "--items", "30", "--feature-dim", "8", "--hidden", "32",
+            "--layers", "1", "--heads", "2", "--out", str(tmp_path)]
+    (row,) = probe.main(argv)
+    assert (row["task"], row["training"], row["hint"]) == ("order", "lora", True)
+    saved = json.loads((tmp_path / "ppt_probe.json").read_text())
+    assert saved["args"]["llm_path"] is None and "random Llama" in (tmp_path / "ppt_probe.md").read_text()
