@@ -113,12 +113,10 @@ class Probe(nn.Module):
 
 
 def build(prompt, chunk, hint=False):
-    """(PPT prompt batch, yes / no token per row); ``hint``: a/b/c placeholders get their p_i."""
-    batch = prompt.build_ppt([h for h, _, _ in chunk], np.stack([abc for _, abc, _ in chunk]))
-    if hint:
-        abc_slots = ((batch.item_ids > 0) & (batch.history_index == 0)).nonzero()[:, 1].view(-1, 3)
-        positions = [[int(np.flatnonzero(h == item)[0]) + 1 for item in abc] for h, abc, _ in chunk]
-        batch.history_index.scatter_(1, abc_slots, torch.tensor(positions))
+    """(PPT prompt batch, yes / no token per row); ``hint``: a/b/c placeholders get their p_i
+    (Speeder's ``ppt_question_positions``)."""
+    positions = [[int(np.flatnonzero(h == item)[0]) + 1 for item in abc] for h, abc, _ in chunk] if hint else None
+    batch = prompt.build_ppt([h for h, _, _ in chunk], np.stack([abc for _, abc, _ in chunk]), positions)
     yes = torch.tensor([y for _, _, y in chunk])
     return batch, torch.where(yes, prompt.yes_id, prompt.no_id)
 
