@@ -28,7 +28,7 @@ def run_log_file():
 
 def curve_row(epoch, stage, result):
     """One validation's point: its epoch (counted on across MPO stages), stage and curves."""
-    row = {"validation": None, "epoch": epoch, "stage": stage}
+    row = {"epoch": epoch, "stage": stage}
     row.update({name: float(result[name]) for name in CURVES if name in result})
     return row
 
