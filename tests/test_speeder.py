@@ -160,6 +160,54 @@ def test_score_head_scores_are_the_candidates_vectors(speeder_config, workdir):
     assert model.mrc.out_adapter.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("readout", ["last_item", "both"])
+def test_score_readouts_read_the_last_history_item(speeder_config, workdir, readout):
+    """score_readout: the query is W h at the last history placeholder (and + W' h at the answer
+    position with both); the scores equal the projection, cosine and temperature done by hand,
+    packed or padded, and the loss reaches each projection."""
+    import torch.nn.functional as F
+
+    from recbole_speeder.llm.decoding import decoder_hidden
+    from recbole_speeder.prompts.base import build_inputs_embeds
+
+    config, train_data, model, _ = build(dict(speeder_config, answer_head="score", score_readout=readout))
+    assert (model.head.second_proj is not None) == (readout == "both")
+    model.set_stage(3)
+    model.eval()
+    interaction = next(iter(train_data))
+    histories = model.recent_history(interaction)
+    candidates = torch.tensor([[1, 2, 3, 4, 5]]).repeat(len(interaction), 1)
+    scores = model.candidate_scores(interaction, candidates).scores
+
+    batch = model.prompt.build(histories, candidates)
+    rows, last = batch.answer("last_item")
+    for b, (row, at) in enumerate(zip(rows.tolist(), last.tolist())):  # the last history placeholder
+        assert row == b and batch.history_index[b, at] == len(histories[b])
+        assert batch.item_ids[b, at] == histories[b][-1] and batch.history_index[b, at + 1:].max() == 0
+    with torch.no_grad():
+        table = model._all_item_vectors()
+        embeds = build_inputs_embeds(model.llm, batch, table[batch.slot_item_ids()], model.ppl)
+        hidden = decoder_hidden(model.llm, embeds, batch.attention_mask).float()
+        head = model.head
+        query = F.linear(hidden[rows, last], head.proj.weight, head.proj.bias)
+        if readout == "both":
+            query = (F.linear(hidden[:, -1], head.proj.weight, head.proj.bias)
+                     + F.linear(hidden[rows, last], head.second_proj.weight, head.second_proj.bias))
+        keys = table[candidates].float()
+        cosine = (query[:, None] * keys).sum(-1) / (query.norm(dim=-1)[:, None] * keys.norm(dim=-1))
+        expected = head.logit_scale.exp() * cosine
+    assert torch.allclose(scores, expected, atol=1e-4)
+    model.prompt_packing = not model.prompt_packing  # the other batch form gives the same scores
+    assert torch.allclose(model.candidate_scores(interaction, candidates).scores, scores, atol=1e-4)
+
+    model.train()
+    model.zero_grad()
+    model.calculate_loss(interaction).backward()
+    assert model.head.proj.weight.grad.abs().sum() > 0
+    if readout == "both":
+        assert model.head.second_proj.weight.grad.abs().sum() > 0
+
+
 def test_reconstruction_trains_in_its_stages_and_logs_accuracy(speeder_config, workdir):
     """Stage 1 adds the title-reconstruction loss; stage 3 (not in reconstruction_stages) does
     not; the logged token accuracy is the arg-max agreement at the title positions."""

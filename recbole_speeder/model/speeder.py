@@ -12,10 +12,11 @@ causal LLM with LoRA -> the answer, read at the last position:
 
 - ``answer_head: index`` (the paper, Fig. 3): the logits of the candidate labels, one token
   (t_out = 1); the loss is cross-entropy on the answer token (eq 19);
-- ``answer_head: score`` (not in the paper): the hidden state at the answer position scored
-  against each candidate's own fused vector (:mod:`~recbole_speeder.model.layers.candidate_head`),
-  cross-entropy over the candidates (``score_loss: candidates``) or over every item
-  (``score_loss: catalog``); no label has to be bound to its item.
+- ``answer_head: score`` (not in the paper): a hidden state scored against each candidate's own
+  fused vector (:mod:`~recbole_speeder.model.layers.candidate_head`), read at the last history
+  item's placeholder (``score_readout: last_item``, the default), at the answer position
+  (``answer``) or at both; cross-entropy over the candidates (``score_loss: candidates``) or over
+  every item (``score_loss: catalog``); no label has to be bound to its item.
 
 Training mixes the recommendation task with the positional proxy task PPT (eqs 13-14) and,
 in the stages ``reconstruction_stages`` (stage 1 by default, as section 2.5 asks), the
@@ -88,6 +89,7 @@ class Speeder(LLMSequentialRecommender):
         self.item_vector_norm = config["item_vector_norm"]
         self.answer_head = config["answer_head"]
         self.score_loss = config["score_loss"]
+        self.score_readout = str(config["score_readout"])
 
         self.llm, self.tokenizer = self.load_llm(config)
         if self.item_vector_norm == "token":  # mean L2 norm of the token-embedding rows
@@ -97,7 +99,7 @@ class Speeder(LLMSequentialRecommender):
         self.mrc = MRC.from_config(config, features.dims, hidden)
         self.ppl = PositionPrompts(self.history_len, hidden, enabled=bool(config["use_ppl"]))
         if self.answer_head == "score":
-            self.head = CandidateHead(hidden)
+            self.head = CandidateHead(hidden, readouts=2 if self.score_readout == "both" else 1)
         self.prompt = HybridPrompt(
             self.tokenizer,
             prompt_template=config["prompt_template"],
@@ -258,9 +260,21 @@ class Speeder(LLMSequentialRecommender):
                            packing=batch.packing)
         return dict(zip(names, hidden.split([r.shape[0] for r, _ in pairs])))
 
+    def _readout_names(self):
+        """The answers the scoring head reads (``score_readout``), in the head's order."""
+        return {"answer": ("rec",), "last_item": ("last_item",), "both": ("rec", "last_item")}[self.score_readout]
+
+    def _scores(self, hidden, scored):
+        """The scoring head's scores from the hidden states of its readouts."""
+        first, *rest = (hidden[name] for name in self._readout_names())
+        return self.head(first, scored, *rest)
+
     def _forward(self, batch, names=("rec",)):
         """(name -> answer hidden states, vectors the scoring head scores, device batch,
-        inputs_embeds) of a host batch (packed when ``prompt_packing``, except for generation)."""
+        inputs_embeds) of a host batch (packed when ``prompt_packing``, except for generation).
+        With the scoring head, the answers its readouts need are added to ``names``."""
+        if self.answer_head == "score":
+            names = tuple(names) + tuple(n for n in self._readout_names() if n not in names)
         pack = self.prompt_packing and (self.training or self.eval_mode == "constrained")
         batch = self._on_device(batch, pack)
         vectors, scored = self._item_vectors(batch)
@@ -345,7 +359,7 @@ class Speeder(LLMSequentialRecommender):
         if self.answer_head == "index":
             loss = label_answer_loss(head_logits(self.llm, hidden["rec"]), batch.extras["rec_target"])
         else:
-            scores = self.head(hidden["rec"], scored)
+            scores = self._scores(hidden, scored)
             if self.score_loss == "catalog":
                 scores[:, 0] = float("-inf")  # [PAD] is never an answer
                 target = interaction[self.POS_ITEM_ID].to(scores.device)
@@ -422,7 +436,7 @@ class Speeder(LLMSequentialRecommender):
         hidden, scored, batch, embeds = self._forward(batch)
         valid = torch.ones(len(histories), dtype=torch.bool, device=candidates.device)
         if self.answer_head == "score":
-            scores = self.head(hidden["rec"], scored)
+            scores = self._scores(hidden, scored)
             return CandidateScores(scores.float().to(candidates.device), valid, True)
         if self.eval_mode == "constrained":
             scores = label_scores(head_logits(self.llm, hidden["rec"]), self.label_ids).float()

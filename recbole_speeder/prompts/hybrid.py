@@ -201,6 +201,7 @@ class HybridPrompt(PromptBase):
         hist_index = np.zeros_like(input_ids)
         rec_at = np.full(size, -1, dtype=np.int64)
         ppt_at = np.full(size, -1, dtype=np.int64)
+        last_at = np.full(size, -1, dtype=np.int64)
         groups = {}
         for b, r in enumerate(rows):
             groups.setdefault(id(r), (r, []))[1].append(b)
@@ -218,13 +219,15 @@ class HybridPrompt(PromptBase):
                 input_ids[idx, off + r.label] = np.asarray(labels)[idx]
             if r.rec_answer is not None:
                 rec_at[idx] = off + r.rec_answer
+                if len(r.hist):
+                    last_at[idx] = off + r.hist[-1]
             if r.ppt_answer is not None:
                 ppt_at[idx] = off + r.ppt_answer
                 if abc_positions is not None:
                     for b in members:
                         hist_index[b, off + r.other[-3:]] = abc_positions[b]
         answers = {}
-        for name, at in (("rec", rec_at), ("ppt", ppt_at)):
+        for name, at in (("rec", rec_at), ("ppt", ppt_at), ("last_item", last_at)):
             which = np.nonzero(at >= 0)[0]
             if len(which):
                 answers[name] = (which, at[which])
@@ -248,7 +251,8 @@ class HybridPrompt(PromptBase):
         return self._rows[key]
 
     def build(self, histories, candidates):
-        """Recommendation prompts; the answer ``"rec"`` of row b is read at its last position.
+        """Recommendation prompts; the answer ``"rec"`` of row b is read at its last position,
+        ``"last_item"`` (``score_readout``) at its last history placeholder.
 
         Args:
             histories: per sample, the history item ids oldest first (lists, arrays or 1-D

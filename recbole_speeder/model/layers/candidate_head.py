@@ -8,6 +8,11 @@ score items from the LLM's hidden state:
 
     s(c) = tau * cos(W h + b, e_mm(c)),   tau = exp(logit_scale) (learned, at most 100)
 
+The query q = W h reads the answer position by default (``score_readout: answer``). With
+``score_readout: last_item`` it reads the last history item's placeholder instead, where a causal
+LLM has seen the whole history and nothing else (SASRec predicts from the same place); with
+``both`` the two readouts are summed, q = W h_answer + W' h_last (not in the paper either).
+
 Cosine similarity keeps the score on one scale whatever the norms of h and e_mm (an untrained
 MRC's vectors have norms 10.9-13.6 on ml-100k, the LLM's hidden states others); the learned
 temperature tau sets how peaked the distribution over candidates is (CLIP's habit). Training
@@ -29,17 +34,23 @@ class CandidateHead(nn.Module):
     Args:
         hidden: the LLM's hidden size (the width of h and of e_mm).
         init_temperature: tau at the start.
+        readouts: how many hidden states make the query (1, or 2 for ``score_readout: both``);
+            each has its own projection.
     """
 
-    def __init__(self, hidden, init_temperature=10.0):
+    def __init__(self, hidden, init_temperature=10.0, readouts=1):
         super().__init__()
         self.proj = nn.Linear(hidden, hidden)
+        self.second_proj = nn.Linear(hidden, hidden) if readouts == 2 else None
         self.logit_scale = nn.Parameter(torch.tensor(math.log(float(init_temperature))))
 
-    def forward(self, answer_hidden, item_vectors):
+    def forward(self, answer_hidden, item_vectors, second_hidden=None):
         """Scores [B, C] of ``item_vectors`` [B, C, H] (or [N, H], shared by all rows -> [B, N])
-        from ``answer_hidden`` [B, H]."""
-        query = F.normalize(self.proj(answer_hidden.float()), dim=-1)
+        from ``answer_hidden`` [B, H] (plus ``second_hidden`` [B, H] with two readouts)."""
+        query = self.proj(answer_hidden.float())
+        if self.second_proj is not None:
+            query = query + self.second_proj(second_hidden.float())
+        query = F.normalize(query, dim=-1)
         keys = F.normalize(item_vectors.float(), dim=-1)
         scale = self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
         if keys.dim() == 2:
