@@ -196,13 +196,26 @@ def test_score_readouts_read_the_last_history_item(speeder_config, workdir, read
         keys = table[candidates].float()
         cosine = (query[:, None] * keys).sum(-1) / (query.norm(dim=-1)[:, None] * keys.norm(dim=-1))
         expected = head.logit_scale.exp() * cosine
+    # expected comes from the whole prompt; with last_item the model's prompts end at the last
+    # history item (shorter rows, the same scores: nothing after it is in view)
     assert torch.allclose(scores, expected, atol=1e-4)
+    assert model.history_only == (readout == "last_item")
+    cut = model.prompt.build(histories, candidates, history_only=True)
+    assert cut.input_ids.shape[1] < batch.input_ids.shape[1] and torch.equal(*(
+        b.item_ids[b.answer("last_item")] for b in (cut, batch)))
     model.prompt_packing = not model.prompt_packing  # the other batch form gives the same scores
     assert torch.allclose(model.candidate_scores(interaction, candidates).scores, scores, atol=1e-4)
 
     model.train()
-    model.zero_grad()
-    model.calculate_loss(interaction).backward()
+    losses = []
+    for history_only in (model.history_only, False):  # the training loss too (same dropout draws)
+        model.history_only = history_only
+        torch.manual_seed(0)
+        model.zero_grad()
+        loss = model.calculate_loss(interaction)
+        loss.backward()
+        losses.append(loss.detach())
+    assert torch.allclose(losses[0], losses[1], atol=1e-5)
     assert model.head.proj.weight.grad.abs().sum() > 0
     if readout == "both":
         assert model.head.second_proj.weight.grad.abs().sum() > 0

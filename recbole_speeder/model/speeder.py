@@ -90,6 +90,9 @@ class Speeder(LLMSequentialRecommender):
         self.answer_head = config["answer_head"]
         self.score_loss = config["score_loss"]
         self.score_readout = str(config["score_readout"])
+        # a readout at the last history item sees nothing after it (causal attention): the
+        # recommendation prompts end there (the PPT rows of ppt_layout shared keep the rest)
+        self.history_only = self.answer_head == "score" and self.score_readout == "last_item"
 
         self.llm, self.tokenizer = self.load_llm(config)
         if self.item_vector_norm == "token":  # mean L2 norm of the token-embedding rows
@@ -316,16 +319,17 @@ class Speeder(LLMSequentialRecommender):
             extras["score_ids"] = candidates
         ppt = self._ppt_prompts(histories) if self.use_ppt and self.ppt_ratio > 0 else None
         if ppt is None:
-            batch = self.prompt.build(histories, candidates)
+            batch = self.prompt.build(histories, candidates, self.history_only)
             batch.extras = extras
             return batch
         rows, abc, is_yes, positions = ppt
         positions = positions if self.ppt_question_positions else None
         ppt_target = torch.from_numpy(np.where(is_yes, self.prompt.yes_id, self.prompt.no_id))
         if self.ppt_layout == "shared":
-            batch = self.prompt.build_shared(histories, candidates, target_pos, rows, abc, positions)
+            batch = self.prompt.build_shared(histories, candidates, target_pos, rows, abc, positions,
+                                             history_only=self.history_only)
         else:
-            batch = self.prompt.build(histories, candidates).concat(
+            batch = self.prompt.build(histories, candidates, self.history_only).concat(
                 self.prompt.build_ppt([histories[i] for i in rows], abc, positions), self.prompt.pad_id)
         batch.extras = dict(extras, ppt_target=ppt_target)
         return batch
@@ -430,7 +434,7 @@ class Speeder(LLMSequentialRecommender):
     @torch.no_grad()
     def candidate_scores(self, interaction, candidates):
         histories = self.recent_history(interaction)
-        batch = self.prompt.build(histories, candidates)
+        batch = self.prompt.build(histories, candidates, self.history_only)
         if self.answer_head == "score":
             batch.extras = {"score_ids": candidates.cpu()}
         hidden, scored, batch, embeds = self._forward(batch)

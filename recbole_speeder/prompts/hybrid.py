@@ -237,6 +237,15 @@ class HybridPrompt(PromptBase):
         ids, hist, cand = self.rec_layout(n_history, n_candidates)
         return self._row(("rec", n_history, n_candidates), ids, hist, cand, None, len(ids) - 1, None)
 
+    def _history_row(self, n_history, n_candidates):
+        """The recommendation prompt cut after its last history placeholder (``history_only``)."""
+        ids, hist, _ = self.rec_layout(n_history, n_candidates)
+        if not len(hist):
+            return self._rec_row(n_history, n_candidates)
+        end = int(hist[-1]) + 1
+        return self._row(("history", n_history, n_candidates), ids[:end], hist, np.zeros(0, dtype=np.int64),
+                         None, end - 1, None)
+
     def _ppt_row(self, n_history):
         ids, hist, abc = self.ppt_layout(n_history)
         return self._row(("ppt", n_history), ids, hist, abc, None, None, len(ids) - 1)
@@ -250,7 +259,7 @@ class HybridPrompt(PromptBase):
             self._rows[key] = _Row(*fields)
         return self._rows[key]
 
-    def build(self, histories, candidates):
+    def build(self, histories, candidates, history_only=False):
         """Recommendation prompts; the answer ``"rec"`` of row b is read at its last position,
         ``"last_item"`` (``score_readout``) at its last history placeholder.
 
@@ -259,11 +268,15 @@ class HybridPrompt(PromptBase):
                 tensors, no padding).
             candidates: [B, C] item ids (tensor or nested lists); the answer for candidate
                 column j is ``label_token_ids(C)[j]``.
+            history_only: cut each prompt after its last history placeholder (no candidates,
+                no question): what a readout there sees is the same (causal attention), for
+                fewer tokens (``score_readout: last_item``); ``"rec"`` is then that position.
         """
         histories = [as_item_ids(h, "history") for h in histories]
         candidates = self._candidates(candidates, len(histories))
         c = candidates.shape[1]
-        rows = [self._rec_row(len(h), c) for h in histories]
+        row = self._history_row if history_only else self._rec_row
+        rows = [row(len(h), c) for h in histories]
         return self._assemble(rows, histories, candidates)
 
     def build_ppt(self, histories, abc_items, abc_positions=None):
@@ -277,7 +290,8 @@ class HybridPrompt(PromptBase):
         positions = None if abc_positions is None else np.asarray(abc_positions, dtype=np.int64).reshape(-1, 3)
         return self._assemble(rows, histories, abc, abc_positions=positions)
 
-    def build_shared(self, histories, candidates, target_pos, ppt_rows, abc_items, abc_positions=None):
+    def build_shared(self, histories, candidates, target_pos, ppt_rows, abc_items, abc_positions=None,
+                     history_only=False):
         """Recommendation prompts where rows ``ppt_rows`` (ascending) go on with their answer
         label (``target_pos``, teacher forcing) and the PPT follow-up question about
         ``abc_items`` [P, 3]: one row holds both tasks, the history is encoded once, and the
@@ -285,7 +299,8 @@ class HybridPrompt(PromptBase):
 
         Answers: ``"rec"`` of every row (before its label token; the last position in rows
         without PPT) and ``"ppt"`` of rows ``ppt_rows`` (their last position), in row order.
-        ``abc_positions`` [P, 3]: as in :meth:`build_ppt`."""
+        ``abc_positions`` [P, 3]: as in :meth:`build_ppt`; ``history_only``: rows without a PPT
+        question are cut as in :meth:`build`."""
         histories = [as_item_ids(h, "history") for h in histories]
         candidates = self._candidates(candidates, len(histories))
         c = candidates.shape[1]
@@ -297,7 +312,8 @@ class HybridPrompt(PromptBase):
         target_pos = np.asarray(target_pos.cpu() if torch.is_tensor(target_pos) else target_pos,
                                 dtype=np.int64).reshape(-1)
         label_ids = self.label_token_ids(c).numpy()[target_pos]
-        rows = [self._rec_row(len(h), c) for h in histories]
+        row = self._history_row if history_only else self._rec_row
+        rows = [row(len(h), c) for h in histories]
         others = list(candidates)
         positions = None if abc_positions is None else [None] * len(histories)
         for k, b in enumerate(ppt_rows):
