@@ -138,7 +138,7 @@ def test_score_head_ranks_candidates_without_labels(speeder_config):
 def test_score_head_scores_are_the_candidates_vectors(speeder_config, workdir):
     """The head scores candidate c by its own fused vector: permuting the candidates permutes
     the scores, and the loss reaches MRC through the candidates' vectors."""
-    config, train_data, model, _ = build(dict(speeder_config, answer_head="score"))
+    config, train_data, model, _ = build(dict(speeder_config, answer_head="score", score_readout="answer"))
     model.set_stage(3)
     interaction = next(iter(train_data))
     model.eval()
