@@ -1,0 +1,14 @@
+#!/bin/bash
+# The third nvidia-h200-x2 session of 2026-11-30: issue 17's score-head readouts and screening
+# variants, then issue 18's 7B-shape variants, all from one background script (timeline.sh).
+#   bash docs/results/prepare-device.sh 1   # call 1 (carry .whl, .gguf/smollm2.part.aa)
+#   bash docs/results/prepare-device.sh 2 && bash docs/results/2026-11-30-h200x2-c/launch.sh   # call 2 (carry .gguf/smollm2.part.ab)
+#   WAIT=540 bash docs/results/2026-11-30-h200x2-c/poll.sh   # later calls: progress, everything in $OUT/jobs.tgz
+# launch.sh copies the code to /tmp/work (each device call replaces the repo copy it starts in) and
+# starts timeline.sh there in the background; every log and table goes to /tmp/jobs.
+set -u
+rm -rf /tmp/work /tmp/jobs; mkdir -p /tmp/work /tmp/jobs
+cp -r benchmark.py run_recbole_speeder.py recbole_speeder benchmarks docs dataset /tmp/work/
+cd /tmp/work
+setsid nohup bash docs/results/2026-11-30-h200x2-c/timeline.sh > /tmp/jobs/timeline.log 2>&1 < /dev/null &
+echo "timeline started (pid $!)"
