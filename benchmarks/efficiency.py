@@ -482,7 +482,8 @@ def build_model(name, home, args, dtype, dev):
 
 class BareBackbone:
     """The "Backbone" reference row: Speeder's LoRA backbone alone, fed random token ids as
-    many as Speeder's prompt has for the same n (no item vectors, no PPT questions, no prompt
+    many as Speeder's recommendation prompt has for the same n (cut after the history with
+    ``score_readout: last_item``, as Speeder's is; no item vectors, no PPT questions, no prompt
     building), through the model's own forward with ``logits_to_keep=1``; one answer token
     trained with cross-entropy, one forward at inference. Speeder's time over this row is the
     plugin's overhead on top of the bare backbone."""
@@ -510,7 +511,7 @@ class BareBackbone:
 
     def _random_prompt(self, interaction):
         n = min(int(interaction[self.speeder.ITEM_SEQ_LEN].max()), self.speeder.history_len)
-        length = len(self.speeder.prompt.rec_layout(n, self.speeder.num_candidates)[0])
+        length = self.speeder.prompt.prompt_length(n, self.speeder.num_candidates, self.speeder.history_only)
         device = self.llm.get_input_embeddings().weight.device
         return torch.randint(1, self.llm.config.vocab_size, (len(interaction), length), device=device)
 

@@ -237,6 +237,11 @@ class HybridPrompt(PromptBase):
         ids, hist, cand = self.rec_layout(n_history, n_candidates)
         return self._row(("rec", n_history, n_candidates), ids, hist, cand, None, len(ids) - 1, None)
 
+    def prompt_length(self, n_history, n_candidates, history_only=False):
+        """Tokens of one recommendation prompt (as :meth:`build` lays it out)."""
+        row = self._history_row if history_only else self._rec_row
+        return len(row(n_history, n_candidates).ids)
+
     def _history_row(self, n_history, n_candidates):
         """The recommendation prompt cut after its last history placeholder (``history_only``)."""
         ids, hist, _ = self.rec_layout(n_history, n_candidates)
