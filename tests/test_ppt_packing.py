@@ -123,6 +123,41 @@ def test_the_recommendation_answer_does_not_see_the_ppt_question(prompt, tokeniz
     assert torch.allclose(changed["ppt"][1:], with_ppt["ppt"][1:], atol=1e-5)
 
 
+@pytest.mark.parametrize("packed", [False, True])
+def test_history_only_rows_end_at_the_history_and_ask_ppt_right_after_it(prompt, tokenizer, packed):
+    """score_readout last_item (history_only): every row is the prompt cut after its last history
+    item; a PPT row goes on with the follow-up question there. The readout at the last history
+    item gets the hidden state of the whole prompt (causality), the PPT answer is the row's end."""
+    batch = prompt.build_shared(HISTORIES, CANDIDATES, TARGET_POS, PPT_ROWS, ABC, history_only=True)
+    whole = prompt.build(HISTORIES, CANDIDATES)
+    text = prompt.render(batch, 0)
+    assert text.endswith("5: [item 9]\nConsider [item 9], [item 5] and [item 7] in this history: are the first "
+                         "two at most as far apart as the last two? Answer yes or no.")
+    assert "candidates" not in text and "[item 11]" not in text
+    assert "candidates" not in prompt.render(batch, 1)
+    rows, last = batch.answer("last_item")
+    assert torch.equal(batch.answer("rec")[1], last)  # the recommendation is read at the last history item
+    for b, history in enumerate(HISTORIES):
+        assert batch.item_ids[b, last[b]] == history[-1] and batch.history_index[b, last[b]] == len(history)
+    ppt_rows, ppt_at = batch.answer("ppt")
+    assert ppt_rows.tolist() == PPT_ROWS and (ppt_at == batch.input_ids.shape[1] - 1).all()
+    slot_rows = batch.slot_positions()[0]
+    for k, b in enumerate(PPT_ROWS):  # the row's slots: its history, then a, b, c
+        assert batch.slot_item_ids()[slot_rows == b].tolist() == HISTORIES[b] + ABC[k]
+    model = tiny_llm(tokenizer)
+    table = 3 * torch.randn(30, 32)
+    ppl = PositionPrompts(n_max=10, hidden=32)
+    if packed:
+        batch, whole = batch.pack(), whole.pack()
+
+    def hidden(b, name):
+        embeds = build_inputs_embeds(model, b, table[b.slot_item_ids()], ppl)
+        return hidden_at(model, embeds, *b.answer(name), attention_mask=b.decoder_mask(), packing=b.packing)
+
+    with torch.no_grad():
+        assert torch.allclose(hidden(batch, "last_item"), hidden(whole, "last_item"), atol=1e-5)
+
+
 @pytest.mark.parametrize("lora", [False, True])
 def test_packing_gives_the_padded_logits_and_gradients(prompt, tokenizer, lora):
     model = tiny_llm(tokenizer, lora=lora)

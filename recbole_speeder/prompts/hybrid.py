@@ -255,6 +255,18 @@ class HybridPrompt(PromptBase):
         ids, hist, abc = self.ppt_layout(n_history)
         return self._row(("ppt", n_history), ids, hist, abc, None, None, len(ids) - 1)
 
+    def _history_shared_row(self, n_history, n_candidates):
+        """The prompt cut after its last history placeholder (where ``"rec"`` is read), then
+        the PPT follow-up question (``history_only``: no answer label to write in between).
+        With the chat template the whole shared row is kept (its follow-up starts a new turn)."""
+        cut = self._history_row(n_history, n_candidates)
+        if self.use_chat_template or not len(cut.hist):
+            return self._shared_row(n_history, n_candidates)
+        ids = list(cut.ids)
+        abc = self._abc_items(self._followup_pieces, self._followup_order, ids)
+        return self._row(("history-shared", n_history, n_candidates), np.asarray(ids, dtype=np.int64), cut.hist,
+                         np.asarray(abc, dtype=np.int64), None, cut.rec_answer, len(ids) - 1)
+
     def _shared_row(self, n_history, n_candidates):
         ids, hist, other, label = self.shared_layout(n_history, n_candidates)
         return self._row(("shared", n_history, n_candidates), ids, hist, other, label, label - 1, len(ids) - 1)
@@ -304,8 +316,9 @@ class HybridPrompt(PromptBase):
 
         Answers: ``"rec"`` of every row (before its label token; the last position in rows
         without PPT) and ``"ppt"`` of rows ``ppt_rows`` (their last position), in row order.
-        ``abc_positions`` [P, 3]: as in :meth:`build_ppt`; ``history_only``: rows without a PPT
-        question are cut as in :meth:`build`."""
+        ``abc_positions`` [P, 3]: as in :meth:`build_ppt`; ``history_only``: every row is cut
+        after its history as in :meth:`build`, and the PPT question follows the last history
+        item directly (where ``"rec"`` is read; there is no label to teacher-force)."""
         histories = [as_item_ids(h, "history") for h in histories]
         candidates = self._candidates(candidates, len(histories))
         c = candidates.shape[1]
@@ -321,9 +334,11 @@ class HybridPrompt(PromptBase):
         rows = [row(len(h), c) for h in histories]
         others = list(candidates)
         positions = None if abc_positions is None else [None] * len(histories)
+        shared = self._history_shared_row if history_only else self._shared_row
         for k, b in enumerate(ppt_rows):
-            rows[b] = self._shared_row(len(histories[b]), c)
-            others[b] = np.concatenate([candidates[b], abc[k]])
+            rows[b] = shared(len(histories[b]), c)
+            # a whole shared row lists the candidates before a, b, c; a cut one only a, b, c
+            others[b] = np.concatenate([candidates[b], abc[k]]) if rows[b].label is not None else abc[k]
             if positions is not None:
                 positions[b] = np.asarray(abc_positions[k], dtype=np.int64)
         return self._assemble(rows, histories, others, labels=label_ids, abc_positions=positions)
