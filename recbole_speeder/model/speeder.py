@@ -91,7 +91,7 @@ class Speeder(LLMSequentialRecommender):
         self.score_loss = config["score_loss"]
         self.score_readout = str(config["score_readout"])
         # a readout at the last history item sees nothing after it (causal attention): the
-        # recommendation prompts end there (the PPT rows of ppt_layout shared keep the rest)
+        # recommendation prompts end there (a PPT row of ppt_layout shared asks its question there)
         self.history_only = self.answer_head == "score" and self.score_readout == "last_item"
 
         self.llm, self.tokenizer = self.load_llm(config)

@@ -8,10 +8,10 @@ score items from the LLM's hidden state:
 
     s(c) = tau * cos(W h + b, e_mm(c)),   tau = exp(logit_scale) (learned, at most 100)
 
-The query q = W h reads the answer position by default (``score_readout: answer``). With
-``score_readout: last_item`` it reads the last history item's placeholder instead, where a causal
-LLM has seen the whole history and nothing else (SASRec predicts from the same place); with
-``both`` the two readouts are summed, q = W h_answer + W' h_last (not in the paper either).
+The query q = W h reads the hidden state ``score_readout`` names (not in the paper either):
+``last_item`` (the default) the last history item's placeholder, where a causal LLM has seen the
+whole history and nothing else (SASRec predicts from the same place); ``answer`` the answer
+position; ``both`` the two summed, q = W h_answer + W' h_last.
 
 Cosine similarity keeps the score on one scale whatever the norms of h and e_mm (an untrained
 MRC's vectors have norms 10.9-13.6 on ml-100k, the LLM's hidden states others); the learned
