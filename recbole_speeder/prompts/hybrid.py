@@ -234,46 +234,61 @@ class HybridPrompt(PromptBase):
         return PromptBatch.from_arrays(input_ids, mask, item_ids, hist_index, answers=answers)
 
     def _rec_row(self, n_history, n_candidates):
-        ids, hist, cand = self.rec_layout(n_history, n_candidates)
-        return self._row(("rec", n_history, n_candidates), ids, hist, cand, None, len(ids) - 1, None)
+        def make():
+            ids, hist, cand = self.rec_layout(n_history, n_candidates)
+            return ids, hist, cand, None, len(ids) - 1, None
+        return self._row(("rec", n_history, n_candidates), make)
+
+    def _recommendation_row(self, n_history, n_candidates, history_only):
+        """The whole recommendation prompt, or with ``history_only`` the one cut after the history."""
+        return (self._history_row if history_only else self._rec_row)(n_history, n_candidates)
 
     def prompt_length(self, n_history, n_candidates, history_only=False):
         """Tokens of one recommendation prompt (as :meth:`build` lays it out)."""
-        row = self._history_row if history_only else self._rec_row
-        return len(row(n_history, n_candidates).ids)
+        return len(self._recommendation_row(n_history, n_candidates, history_only).ids)
 
     def _history_row(self, n_history, n_candidates):
         """The recommendation prompt cut after its last history placeholder (``history_only``)."""
-        ids, hist, _ = self.rec_layout(n_history, n_candidates)
-        if not len(hist):
+        if not n_history:
             return self._rec_row(n_history, n_candidates)
-        end = int(hist[-1]) + 1
-        return self._row(("history", n_history, n_candidates), ids[:end], hist, np.zeros(0, dtype=np.int64),
-                         None, end - 1, None)
+
+        def make():
+            ids, hist, _ = self.rec_layout(n_history, n_candidates)
+            end = int(hist[-1]) + 1
+            return ids[:end], hist, np.zeros(0, dtype=np.int64), None, end - 1, None
+        return self._row(("history", n_history, n_candidates), make)
 
     def _ppt_row(self, n_history):
-        ids, hist, abc = self.ppt_layout(n_history)
-        return self._row(("ppt", n_history), ids, hist, abc, None, None, len(ids) - 1)
+        def make():
+            ids, hist, abc = self.ppt_layout(n_history)
+            return ids, hist, abc, None, None, len(ids) - 1
+        return self._row(("ppt", n_history), make)
 
     def _history_shared_row(self, n_history, n_candidates):
         """The prompt cut after its last history placeholder (where ``"rec"`` is read), then
         the PPT follow-up question (``history_only``: no answer label to write in between).
         With the chat template the whole shared row is kept (its follow-up starts a new turn)."""
-        cut = self._history_row(n_history, n_candidates)
-        if self.use_chat_template or not len(cut.hist):
+        if self.use_chat_template or not n_history:
             return self._shared_row(n_history, n_candidates)
-        ids = list(cut.ids)
-        abc = self._abc_items(self._followup_pieces, self._followup_order, ids)
-        return self._row(("history-shared", n_history, n_candidates), np.asarray(ids, dtype=np.int64), cut.hist,
-                         np.asarray(abc, dtype=np.int64), None, cut.rec_answer, len(ids) - 1)
+
+        def make():
+            cut = self._history_row(n_history, n_candidates)
+            ids = list(cut.ids)
+            abc = self._abc_items(self._followup_pieces, self._followup_order, ids)
+            return (np.asarray(ids, dtype=np.int64), cut.hist, np.asarray(abc, dtype=np.int64), None,
+                    cut.rec_answer, len(ids) - 1)
+        return self._row(("history-shared", n_history, n_candidates), make)
 
     def _shared_row(self, n_history, n_candidates):
-        ids, hist, other, label = self.shared_layout(n_history, n_candidates)
-        return self._row(("shared", n_history, n_candidates), ids, hist, other, label, label - 1, len(ids) - 1)
+        def make():
+            ids, hist, other, label = self.shared_layout(n_history, n_candidates)
+            return ids, hist, other, label, label - 1, len(ids) - 1
+        return self._row(("shared", n_history, n_candidates), make)
 
-    def _row(self, key, *fields):
+    def _row(self, key, make):
+        """The :class:`_Row` of ``key``, its fields made by ``make()`` the first time only."""
         if key not in self._rows:
-            self._rows[key] = _Row(*fields)
+            self._rows[key] = _Row(*make())
         return self._rows[key]
 
     def build(self, histories, candidates, history_only=False):
@@ -292,8 +307,7 @@ class HybridPrompt(PromptBase):
         histories = [as_item_ids(h, "history") for h in histories]
         candidates = self._candidates(candidates, len(histories))
         c = candidates.shape[1]
-        row = self._history_row if history_only else self._rec_row
-        rows = [row(len(h), c) for h in histories]
+        rows = [self._recommendation_row(len(h), c, history_only) for h in histories]
         return self._assemble(rows, histories, candidates)
 
     def build_ppt(self, histories, abc_items, abc_positions=None):
@@ -330,8 +344,7 @@ class HybridPrompt(PromptBase):
         target_pos = np.asarray(target_pos.cpu() if torch.is_tensor(target_pos) else target_pos,
                                 dtype=np.int64).reshape(-1)
         label_ids = self.label_token_ids(c).numpy()[target_pos]
-        row = self._history_row if history_only else self._rec_row
-        rows = [row(len(h), c) for h in histories]
+        rows = [self._recommendation_row(len(h), c, history_only) for h in histories]
         others = list(candidates)
         positions = None if abc_positions is None else [None] * len(histories)
         shared = self._history_shared_row if history_only else self._shared_row
