@@ -222,6 +222,39 @@ def test_score_readouts_read_the_last_history_item(speeder_config, workdir, read
         assert model.head.second_proj.weight.grad.abs().sum() > 0
 
 
+def test_catalog_loss_is_cross_entropy_over_every_item(speeder_config, workdir):
+    """score_loss: catalog (the default): the training loss is the cross-entropy of the true next
+    item among the scores of every item but [PAD], each scored by its own fused vector from the
+    last history item's hidden state, computed here by hand (no dropout, so the draws agree)."""
+    import torch.nn.functional as F
+
+    from recbole_speeder.llm.decoding import decoder_hidden
+    from recbole_speeder.prompts.base import build_inputs_embeds
+
+    config, train_data, model, _ = build(dict(speeder_config, use_ppt=False, mome_dropout=0.0, lora_dropout=0.0))
+    assert (model.answer_head, model.score_loss, model.score_readout) == ("score", "catalog", "last_item")
+    model.set_stage(3)  # not a reconstruction stage: the loss is the recommendation loss alone
+    model.train()
+    interaction = next(iter(train_data))
+    loss = model.calculate_loss(interaction)
+
+    histories = model.recent_history(interaction)
+    candidates, _ = model.training_candidates(interaction, device="cpu")
+    batch = model.prompt.build(histories, candidates, history_only=True)
+    rows, last = batch.answer("last_item")
+    table = model.fuse(torch.arange(model.n_items))
+    embeds = build_inputs_embeds(model.llm, batch, table[batch.slot_item_ids()], model.ppl)
+    hidden = decoder_hidden(model.llm, embeds, batch.attention_mask).float()[rows, last]
+    query = F.normalize(model.head.proj(hidden), dim=-1)
+    scores = model.head.logit_scale.exp() * query @ F.normalize(table.float(), dim=-1).T
+    assert scores.shape == (len(interaction), model.n_items)
+    scores[:, 0] = float("-inf")
+    expected = F.cross_entropy(scores, interaction[model.POS_ITEM_ID])
+    assert torch.allclose(loss, expected, atol=1e-4)
+    model.score_loss = "candidates"  # the other loss ranks the few training candidates: another number
+    assert not torch.allclose(model.calculate_loss(interaction), expected, atol=1e-3)
+
+
 def test_reconstruction_trains_in_its_stages_and_logs_accuracy(speeder_config, workdir):
     """Stage 1 adds the title-reconstruction loss; stage 3 (not in reconstruction_stages) does
     not; the logged token accuracy is the arg-max agreement at the title positions."""

@@ -15,8 +15,8 @@ causal LLM with LoRA -> the answer, read at the last position:
 - ``answer_head: score`` (not in the paper): a hidden state scored against each candidate's own
   fused vector (:mod:`~recbole_speeder.model.layers.candidate_head`), read at the last history
   item's placeholder (``score_readout: last_item``, the default), at the answer position
-  (``answer``) or at both; cross-entropy over the candidates (``score_loss: candidates``) or over
-  every item (``score_loss: catalog``); no label has to be bound to its item.
+  (``answer``) or at both; cross-entropy over every item (``score_loss: catalog``, the default) or
+  over the training candidates (``candidates``); no label has to be bound to its item.
 
 Training mixes the recommendation task with the positional proxy task PPT (eqs 13-14) and,
 in the stages ``reconstruction_stages`` (stage 1 by default, as section 2.5 asks), the

@@ -1,0 +1,12 @@
+#!/bin/bash
+# Start a session's background timeline on the GPU machine (from 2026-11-30, fourth session on).
+#   bash docs/results/launch-timeline.sh docs/results/<session>/timeline.sh
+# Copies the code to /tmp/work (each device call replaces the repo copy it starts in, which
+# would kill jobs running from it) and starts the timeline there with setsid; every log goes to
+# /tmp/jobs. Poll with: WAIT=540 bash docs/results/2026-11-30-h200x2-c/poll.sh
+set -u
+rm -rf /tmp/work /tmp/jobs; mkdir -p /tmp/work /tmp/jobs
+cp -r benchmark.py run_recbole_speeder.py recbole_speeder benchmarks docs dataset /tmp/work/
+cd /tmp/work
+setsid nohup bash "$1" > /tmp/jobs/timeline.log 2>&1 < /dev/null &
+echo "$1 started (pid $!)"
