@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from recbole_speeder.quick_start import run
+from recbole_speeder.trainer.checkpoint import read_trainer_state
 from recbole_speeder.trainer.llm_trainer import LLMTrainer
 from recbole_speeder.trainer.speeder_trainer import SpeederTrainer
 
@@ -62,9 +63,18 @@ def test_resumed_run_gives_the_uninterrupted_runs_losses_and_metrics(uninterrupt
     shutil.copytree(os.path.join(HERE, "data", "tiny"), tmp_path / "dataset" / "tiny")
 
     save = SpeederTrainer._save_checkpoint
-    written = []
+    written, leftovers = [], []
 
     def stop_after_first_stage3_epoch(self, epoch, *args, **kwargs):
+        if self.stage == 3 and epoch == 0:
+            # a kill during a checkpoint write leaves a temporary folder beside it: the next
+            # write of that checkpoint removes it, and leaves another target's alone
+            run_dir = os.path.dirname(self.saved_model_file)
+            stale, other = os.path.join(run_dir, ".tmp-stage3-k1lled"), os.path.join(run_dir, ".tmp-stage2-k1lled")
+            for folder in (stale, other):
+                os.makedirs(folder)
+            open(os.path.join(stale, "plugin.safetensors"), "wb").close()
+            leftovers.extend([stale, other])
         save(self, epoch, *args, **kwargs)
         written.append(self.saved_model_file)
         if self.stage == 3 and epoch == 0:
@@ -76,20 +86,20 @@ def test_resumed_run_gives_the_uninterrupted_runs_losses_and_metrics(uninterrupt
             run(model="Speeder", dataset="tiny", config_dict=config)
     stage3 = written[-1]
     assert stage3.endswith("stage3")
-    # a kill during a checkpoint write leaves a temporary folder beside it: the next write removes it
-    stale = os.path.join(os.path.dirname(stage3), ".tmp-stage3-k1lled")
-    os.makedirs(stale)
-    open(os.path.join(stale, "plugin.safetensors"), "wb").close()
-    other = os.path.join(os.path.dirname(stage3), ".tmp-stage2-k1lled")  # another target's: not touched
-    os.makedirs(other)
+    stale, other = leftovers
+    assert not os.path.exists(stale) and os.path.isdir(other)
+    assert not glob.glob(os.path.join(os.path.dirname(stage3), ".tmp-stage3-*"))
+    # the checkpoint of a best epoch carries that epoch's validation metrics (RecBole records
+    # them only after it saved), so a resumed run that never beats it still reports them
+    best = read_trainer_state(stage3)["best_valid_result"]
+    assert best["n"] > 0 and best["vhr@1"] == read_trainer_state(stage3)["best_valid_score"]
 
     losses = _record_losses(monkeypatch)
     resumed = run(model="Speeder", dataset="tiny", config_dict=config, resume_file=stage3)
     assert losses == [whole_losses[-1]]  # stage 3, epoch 1: the same loss, to the last bit
     assert _without_timing(resumed["candidate_test"]) == _without_timing(whole["candidate_test"])
+    # the best validation too, whichever side of the interruption its epoch was
     assert _without_timing(resumed["candidate_valid"]) == _without_timing(whole["candidate_valid"])
-    assert not os.path.exists(stale) and os.path.isdir(other)
-    assert not glob.glob(os.path.join(os.path.dirname(stage3), ".tmp-stage3-*"))
 
 
 def test_tensorboard_holds_candidate_metrics_and_ppt_accuracy_per_epoch(uninterrupted):

@@ -87,6 +87,7 @@ class _LLMTrainerCore(Trainer):
         self._pending_random_state = None  # (rng, data order) of a resumed checkpoint
         self._train_loader = None
         self.valid_curves = []  # one point per validation (trainer/curves.py, Figure 5)
+        self._last_valid = (None, None)  # (score, metrics) of the latest validation
 
     # -- optimisation -------------------------------------------------------------------
     def _build_optimizer(self, **kwargs):
@@ -177,6 +178,7 @@ class _LLMTrainerCore(Trainer):
         step = self.tensorboard_step(getattr(self, "_epoch_idx", 0))
         self.log_scalars("Valid", result, step)
         self.valid_curves.append(curve_row(step, getattr(self, "stage", None), result))
+        self._last_valid = (result[self.valid_metric], result)
         return result[self.valid_metric], result
 
     # -- TensorBoard (RecBole's writer: log_tensorboard/<run>/) -----------------------------
@@ -214,6 +216,7 @@ class _LLMTrainerCore(Trainer):
             "epoch": int(epoch),
             "cur_step": int(self.cur_step),
             "best_valid_score": float(self.best_valid_score),
+            "best_valid_result": to_plain(self._best_result_so_far()),
             "optimizer": to_plain(self.optimizer.state_dict()),
             "scheduler": to_plain(self.scheduler.state_dict()) if self.scheduler else None,
             **self._random_state(),
@@ -222,6 +225,15 @@ class _LLMTrainerCore(Trainer):
         write_checkpoint(folder, self.model, state)
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {folder}")
+
+    def _best_result_so_far(self):
+        """The validation metrics of the best epoch, for a checkpoint. RecBole saves the checkpoint
+        of a new best epoch before it records that epoch's metrics, so they are the last
+        validation's when its score is the best score."""
+        score, result = self._last_valid
+        if result is not None and score == self.best_valid_score:
+            return dict(result)
+        return dict(self.best_valid_result) if self.best_valid_result else None
 
     def _extra_state(self):
         return {}
@@ -240,6 +252,8 @@ class _LLMTrainerCore(Trainer):
         self.start_epoch = state["epoch"] + 1
         self.cur_step = state["cur_step"]
         self.best_valid_score = state["best_valid_score"]
+        # the metrics of that best epoch: a resumed run that does not beat it still reports them
+        self.best_valid_result = state.get("best_valid_result")
         saved_groups, groups = len(state["optimizer"]["param_groups"]), len(self.optimizer.param_groups)
         if saved_groups != groups:
             raise ConfigError(f"--resume: '{folder}' was trained with {saved_groups} optimizer parameter group(s), "

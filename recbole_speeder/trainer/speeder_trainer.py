@@ -62,6 +62,7 @@ class SpeederTrainer(LLMTrainer):
                     self.load_weights(previous)
                 self._enter_stage(stage)
                 self.start_epoch, self.cur_step, self.best_valid_score = 0, 0, -math.inf
+                self.best_valid_result = None
             self.epochs = epochs
             configured = self.config["eval_step"]  # <= 0: no validation, keep the last epoch
             self.eval_step = min(configured, epochs) if configured > 0 and epochs else 0
