@@ -24,7 +24,9 @@ from recbole_speeder.errors import ConfigError
 from recbole_speeder.evaluation.candidate_eval import CandidateEvaluator
 from recbole_speeder.features.image_summary import item_summaries
 from recbole_speeder.features.loader import load_item_features
-from recbole_speeder.features.sequential import sasrec_overrides, train_sequential_embeddings
+from recbole_speeder.features.sequential import (
+    build_sequential_model, item_embeddings, load_sequence_teacher, sasrec_overrides, train_sequential_model,
+)
 from recbole_speeder.llm.backbone import load_backbone
 from recbole_speeder.trainer.checkpoint import check_checkpoint_folder, check_recbole_checkpoint
 from recbole_speeder.trainer.distributed import context_for, init_process_logging
@@ -39,27 +41,46 @@ def _reset_logging():
         handler.close()
 
 
-def feature_inputs(config):
+def feature_inputs(config, teacher=None):
     """What the features layer is handed instead of importing it (keyword arguments of
     :func:`~recbole_speeder.features.loader.load_item_features`):
 
     - ``llm_loader``: ``() -> (model, tokenizer)``, the run's backbone on ``feature_device``
       (``text_encoder: llm``);
     - ``sequence_encoder``: ``(dataset, train_data) -> item embeddings``, RecBole's SASRec
-      trained with the plugin's trainer on the training split (:mod:`~recbole_speeder.features.sequential`).
+      trained with the plugin's trainer on the training split (:mod:`~recbole_speeder.features.sequential`),
+      or the embeddings of ``teacher`` when the run has one (the same SASRec, trained once).
     """
     device = config["feature_device"]
+    sequence_model = sequence_model_for(config)
 
     def llm_loader():
         return load_backbone(config["llm_path"], device=None if device == "auto" else device,
                              tokenizer=config["llm_tokenizer"])
 
     def sequence_encoder(dataset, train_data):
-        sub_config = Config(model="SASRec", dataset=config["dataset"], config_dict=sasrec_overrides(config))
-        trainer_class = get_trainer(sub_config["MODEL_TYPE"], "SASRec")
-        return train_sequential_embeddings(sub_config, dataset, train_data, trainer_class)
+        if teacher is not None:
+            return item_embeddings(teacher)
+        return item_embeddings(sequence_model(dataset, train_data))
 
     return {"llm_loader": llm_loader, "sequence_encoder": sequence_encoder}
+
+
+def sequence_model_for(config):
+    """``(dataset, train_data, state_dict=None) -> SASRec``: RecBole's SASRec of the run's
+    ``seq_encoder_*`` settings, trained on the training split with the plugin's trainer, or
+    loaded with ``state_dict`` (:func:`~recbole_speeder.features.sequential.load_sequence_teacher`)."""
+
+    def sequence_model(dataset, train_data, state_dict=None):
+        sub_config = Config(model="SASRec", dataset=config["dataset"], config_dict=sasrec_overrides(config))
+        if state_dict is not None:
+            model = build_sequential_model(sub_config, dataset, train_data)
+            model.load_state_dict(state_dict)
+            return model
+        trainer_class = get_trainer(sub_config["MODEL_TYPE"], "SASRec")
+        return train_sequential_model(sub_config, dataset, train_data, trainer_class)
+
+    return sequence_model
 
 
 def attach_side_info(config, dataset, train_data, model_class):
@@ -72,8 +93,11 @@ def attach_side_info(config, dataset, train_data, model_class):
         values["item_titles"] = item_titles(config, dataset)
     if "item_summaries" in needs:
         values["item_summaries"], _ = item_summaries(config, dataset, values["item_titles"])
+    if "sequence_teacher" in needs:  # first: the seq features then reuse its embeddings
+        values["sequence_teacher"] = load_sequence_teacher(config, dataset, train_data, sequence_model_for(config))
     if "item_features" in needs:
-        values["item_features"] = load_item_features(config, dataset, train_data, **feature_inputs(config))
+        values["item_features"] = load_item_features(
+            config, dataset, train_data, **feature_inputs(config, teacher=values.get("sequence_teacher")))
     values = {name: value for name, value in values.items() if name in needs}
     if values:
         dataset.attach_side_info(**values)

@@ -255,6 +255,57 @@ def test_catalog_loss_is_cross_entropy_over_every_item(speeder_config, workdir):
     assert not torch.allclose(model.calculate_loss(interaction), expected, atol=1e-3)
 
 
+def test_distillation_pulls_the_last_item_state_to_the_cached_sasrec(speeder_config, workdir):
+    """distill_weight: the loss adds weight x (1 - cos(D h_last + d, SASRec's representation of the
+    sequence)), computed here by hand; the teacher is the frozen SASRec of the seq features (its
+    item embeddings are those features), cached, out of the checkpoint; D trains in every stage."""
+    import glob
+
+    import torch.nn.functional as F
+
+    config_dict = dict(speeder_config, use_ppt=False, mome_dropout=0.0, lora_dropout=0.0, distill_weight=0.5)
+    config, train_data, model, _ = build(config_dict)
+    teacher = model.sequence_teacher
+    assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
+    assert not any(k.startswith("sequence_teacher") for k in model.state_dict())
+    seq_row = model.feature_seq[1:]
+    assert torch.allclose(teacher.item_embedding.weight[1:].float().cpu(), seq_row)
+    cached = glob.glob(os.path.join(config["data_path"], "features", "seq-teacher-*.pt"))
+    assert len(cached) == 1
+
+    model.set_stage(3)
+    model.train()
+    interaction = next(iter(train_data))
+    loss = model.calculate_loss(interaction)
+    model.distill_weight = 0.0
+    without = model.calculate_loss(interaction)
+    histories = model.recent_history(interaction)
+    candidates, _ = model.training_candidates(interaction, device="cpu")
+    batch = model.prompt.build(histories, candidates, history_only=True)
+    hidden, _, _, _ = model._forward(batch)
+    with torch.no_grad():
+        target = teacher(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN])
+    student = model.distill.proj(hidden["last_item"].float())
+    expected = without + 0.5 * (1 - F.cosine_similarity(student, target, dim=-1)).mean()
+    assert torch.allclose(loss, expected, atol=1e-5)
+    model.distill_weight = 0.5
+    for stage in (1, 3):
+        model.set_stage(stage)
+        model.zero_grad()
+        model.calculate_loss(interaction).backward()
+        assert model.distill.proj.weight.grad.abs().sum() > 0
+
+    # a second run reads the cached teacher: the same weights, no training
+    _, _, again, _ = build(config_dict)
+    assert all(torch.equal(a, b) for a, b in zip(again.sequence_teacher.state_dict().values(),
+                                                  teacher.state_dict().values()))
+    # the readout it distills into must exist
+    with pytest.raises(ConfigError, match="distill_weight > 0 .*answer_head: score"):
+        run(model="Speeder", dataset="tiny", config_dict=dict(config_dict, answer_head="index"))
+    with pytest.raises(ConfigError, match="distill_weight"):
+        run(model="Speeder", dataset="tiny", config_dict=dict(config_dict, distill_weight=-1.0))
+
+
 def test_reconstruction_trains_in_its_stages_and_logs_accuracy(speeder_config, workdir):
     """Stage 1 adds the title-reconstruction loss; stage 3 (not in reconstruction_stages) does
     not; the logged token accuracy is the arg-max agreement at the title positions."""

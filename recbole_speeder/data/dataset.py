@@ -18,6 +18,7 @@ SIDE_INFO = {
     "item_features": "frozen-encoder features per item (features.loader.ItemFeatures)",
     "item_titles": "title per internal item id (data.item_table.item_titles)",
     "item_summaries": "title + image words per internal item id (features.image_summary.item_summaries)",
+    "sequence_teacher": "the frozen SASRec trained for the seq features (features.sequential.load_sequence_teacher)",
 }
 
 

@@ -30,7 +30,7 @@ import torch
 from recbole_speeder.data.item_table import image_paths, item_column, read_item_table
 from recbole_speeder.errors import ConfigError, DataError
 from recbole_speeder.features.cache import FeatureCache, file_signature, fingerprint
-from recbole_speeder.features.sequential import sequential_settings
+from recbole_speeder.features.sequential import sequential_settings, training_split_fingerprint
 from recbole_speeder.features.text import CausalLMTextEncoder, TextEncoder
 from recbole_speeder.features.vision import VisionEncoder
 
@@ -102,17 +102,8 @@ def _seq_features(config, cache, dataset, train_data, sequence_encoder):
     if train_data is None or sequence_encoder is None:
         raise ConfigError("The seq modality needs the run's training data and its id encoder: "
                           "load_item_features(config, dataset, train_data, sequence_encoder=...).")
-    train_dataset = getattr(train_data, "dataset", train_data)
-    iid = dataset.iid_field
-    id_tokens = [str(t) for t in dataset.field2id_token[iid]]
-    inter = train_dataset.inter_feat
-    arrays = [inter[iid].numpy()]
-    list_field = iid + config["LIST_SUFFIX"]
-    if list_field in inter.interaction:
-        arrays.append(inter[list_field].numpy())
-    settings = sequential_settings(config)
-    identity = {"name": "SASRec", "kind": "recbole-sasrec-item-embedding", **settings}
-    signature = fingerprint(id_tokens, *arrays)
+    id_tokens, signature = training_split_fingerprint(config, dataset, train_data)
+    identity = {"name": "SASRec", "kind": "recbole-sasrec-item-embedding", **sequential_settings(config)}
 
     def compute():
         table = sequence_encoder(dataset, train_data).numpy()[1:]

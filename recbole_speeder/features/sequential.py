@@ -10,6 +10,11 @@ rows indexed by RecBole internal item id.
 Training runs in a forked random state: the caller's random / numpy / torch generators are
 restored afterwards, so a run that finds these features cached draws the same numbers as
 one that trains them.
+
+The trained SASRec itself is also kept, frozen, as the teacher of ``distill_weight`` (not in
+the paper; LLM-SRec's distillation of a CF sequence model): :func:`load_sequence_teacher`
+caches its weights in ``dataset/<name>/features/seq-teacher-<key>.pt`` (written atomically),
+``key`` derived from the SASRec settings and the training split, so a changed input is a miss.
 """
 
 import contextlib
@@ -19,6 +24,9 @@ import random
 
 import numpy as np
 import torch
+
+from recbole_speeder.atomic import atomic_file
+from recbole_speeder.features.cache import fingerprint, identity_key
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +91,19 @@ def sasrec_overrides(config):
     return overrides
 
 
-def train_sequential_embeddings(sub_config, dataset, train_data, trainer_class):
-    """Train RecBole's SASRec on the run's training split; return its item embeddings.
+def build_sequential_model(sub_config, dataset, train_data):
+    """An untrained RecBole SASRec of ``sub_config`` over the run's training split, on its device."""
+    from recbole.model.sequential_recommender import SASRec
+
+    train_dataset = getattr(train_data, "dataset", train_data)
+    model = SASRec(sub_config, train_dataset).to(sub_config["device"])
+    if model.n_items != dataset.item_num:
+        raise ValueError(f"SASRec sees {model.n_items} items, the dataset {dataset.item_num}")
+    return model
+
+
+def train_sequential_model(sub_config, dataset, train_data, trainer_class):
+    """Train RecBole's SASRec on the run's training split; return the trained model.
 
     Args:
         sub_config: the SASRec configuration (a RecBole config built from :func:`sasrec_overrides`).
@@ -92,21 +111,15 @@ def train_sequential_embeddings(sub_config, dataset, train_data, trainer_class):
         train_data: the run's training dataloader (or the training dataset itself); only
             its dataset -- the training split -- is read, through a new shuffled loader.
         trainer_class: the RecBole trainer class to fit SASRec with.
-
-    Returns:
-        float32 tensor [n_items, seq_encoder_hidden], row i = internal item id i (row 0: [PAD]).
     """
     from recbole.data.dataloader import TrainDataLoader
-    from recbole.model.sequential_recommender import SASRec
     from recbole.utils import init_seed, set_color
 
     train_dataset = getattr(train_data, "dataset", train_data)
     with forked_rng():
         init_seed(sub_config["seed"], sub_config["reproducibility"])
         loader = TrainDataLoader(sub_config, train_dataset, None, shuffle=True)
-        model = SASRec(sub_config, train_dataset).to(sub_config["device"])
-        if model.n_items != dataset.item_num:
-            raise ValueError(f"SASRec sees {model.n_items} items, the dataset {dataset.item_num}")
+        model = build_sequential_model(sub_config, dataset, train_dataset)
         trainer = trainer_class(sub_config, model)
         logger.info(
             set_color("seq features", "green")
@@ -114,4 +127,61 @@ def train_sequential_embeddings(sub_config, dataset, train_data, trainer_class):
             f"on the training split ({len(train_dataset)} sequences)"
         )
         trainer.fit(loader, valid_data=None, saved=False, show_progress=sub_config["show_progress"])
+    return model
+
+
+def item_embeddings(model):
+    """SASRec's item embeddings: float32 [n_items, hidden] on the host, row i = item id i (row 0: [PAD])."""
     return model.item_embedding.weight.detach().float().cpu().clone()
+
+
+def train_sequential_embeddings(sub_config, dataset, train_data, trainer_class):
+    """The item embeddings of :func:`train_sequential_model` (the seq features, e_s)."""
+    return item_embeddings(train_sequential_model(sub_config, dataset, train_data, trainer_class))
+
+
+def training_split_fingerprint(config, dataset, train_data):
+    """(item tokens, fingerprint of the training split's items and histories): what the SASRec
+    features and teacher are computed from (part of their cache keys)."""
+    train_dataset = getattr(train_data, "dataset", train_data)
+    iid = dataset.iid_field
+    id_tokens = [str(t) for t in dataset.field2id_token[iid]]
+    inter = train_dataset.inter_feat
+    arrays = [inter[iid].numpy()]
+    list_field = iid + config["LIST_SUFFIX"]
+    if list_field in inter.interaction:
+        arrays.append(inter[list_field].numpy())
+    return id_tokens, fingerprint(id_tokens, *arrays)
+
+
+def load_sequence_teacher(config, dataset, train_data, sequence_model):
+    """The frozen SASRec teacher of ``distill_weight`` (eval mode, no gradients), from the cache
+    ``dataset/<name>/features/seq-teacher-<key>.pt`` or trained and cached.
+
+    Args:
+        sequence_model: ``(dataset, train_data, state_dict=None) -> SASRec``: trained on the
+            training split when ``state_dict`` is None, else built and loaded with it
+            (:func:`recbole_speeder.quick_start.feature_inputs`).
+    """
+    settings = sequential_settings(config)
+    _, signature = training_split_fingerprint(config, dataset, train_data)
+    key = identity_key({"kind": "recbole-sasrec-teacher", **settings, "input": signature})
+    path = os.path.join(config["data_path"], "features", f"seq-teacher-{key}.pt")
+    model = None
+    if os.path.isfile(path):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            model = sequence_model(dataset, train_data, state_dict=state)
+            logger.info(f"seq teacher: cache hit {path}")
+        except (OSError, RuntimeError, KeyError, ValueError) as err:  # unreadable, or other shapes
+            logger.warning(f"seq teacher: {path} is unreadable ({type(err).__name__}); training again.")
+            model = None
+    if model is None:
+        model = sequence_model(dataset, train_data)
+        with atomic_file(path) as tmp:
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+        logger.info(f"seq teacher: trained and cached -> {path}")
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model

@@ -45,6 +45,7 @@ from recbole_speeder.llm.answers import (answer_token_logprobs, label_answer_los
 from recbole_speeder.llm.decoding import generate_answers, head_logits, hidden_at
 from recbole_speeder.model.abstract_llm import LLMSequentialRecommender, setting
 from recbole_speeder.model.layers.candidate_head import CandidateHead
+from recbole_speeder.model.layers.distillation import SequenceDistillation
 from recbole_speeder.model.layers.mpo import STAGE_MODALITIES, STAGE_PARTS, stage_plan
 from recbole_speeder.model.layers.mrc import MRC, rescale_to_norm
 from recbole_speeder.model.layers.spae import PositionPrompts, sample_ppt
@@ -55,6 +56,15 @@ from recbole_speeder.prompts.reconstruction import ReconstructionPrompt
 logger = logging.getLogger(__name__)
 
 
+def distills(config):
+    """Whether the run distills SASRec into the LLM (``distill_weight`` > 0; a malformed value is
+    refused when the model reads it)."""
+    try:
+        return float(config["distill_weight"] or 0) > 0
+    except (TypeError, ValueError):
+        return False
+
+
 
 class Speeder(LLMSequentialRecommender):
     """Speeder: MRC-fused item vectors in a hybrid prompt, SPAE (PPL + PPT), one-token answers."""
@@ -63,8 +73,10 @@ class Speeder(LLMSequentialRecommender):
 
     @classmethod
     def side_info_for(cls, config):
-        """The item titles too when the reconstruction task trains in some stage."""
-        return cls.side_info + (("item_titles",) if config["reconstruction_stages"] else ())
+        """The item titles too when the reconstruction task trains in some stage; the frozen
+        SASRec too when it is distilled (``distill_weight`` > 0)."""
+        return (cls.side_info + (("item_titles",) if config["reconstruction_stages"] else ())
+                + (("sequence_teacher",) if distills(config) else ()))
 
     @classmethod
     def check_config(cls, config):
@@ -74,6 +86,11 @@ class Speeder(LLMSequentialRecommender):
         if config["answer_head"] == "score" and config["eval_mode"] == "generate":
             raise ConfigError("eval_mode: generate reads a generated label; answer_head: score ranks the "
                               "candidates and needs eval_mode: constrained.")
+        if distills(config) and not (config["answer_head"] == "score"
+                                     and str(config["score_readout"]) in ("last_item", "both")):
+            raise ConfigError("distill_weight > 0 distills SASRec into the hidden state at the last history "
+                              "item: it needs answer_head: score with score_readout: last_item or both "
+                              f"(got answer_head: {config['answer_head']}, score_readout: {config['score_readout']}).")
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -103,6 +120,12 @@ class Speeder(LLMSequentialRecommender):
         self.ppl = PositionPrompts(self.history_len, hidden, enabled=bool(config["use_ppl"]))
         if self.answer_head == "score":
             self.head = CandidateHead(hidden, readouts=2 if self.score_readout == "both" else 1)
+        self.distill_weight = setting(config, "distill_weight", minimum=0.0, kind=float)
+        if self.distill_weight > 0:
+            teacher = self.dataset_side_info(dataset, "sequence_teacher")
+            # frozen and kept out of the module tree: not trained, not in checkpoints
+            self.__dict__["sequence_teacher"] = teacher
+            self.distill = SequenceDistillation(hidden, int(teacher.hidden_size))
         self.prompt = HybridPrompt(
             self.tokenizer,
             prompt_template=config["prompt_template"],
@@ -171,7 +194,7 @@ class Speeder(LLMSequentialRecommender):
         self.mrc.set_trainable(STAGE_PARTS[stage])
         for name, p in self.llm.named_parameters():
             p.requires_grad_("lora_" in name)
-        for module in (self.ppl, getattr(self, "head", None)):
+        for module in (self.ppl, getattr(self, "head", None), getattr(self, "distill", None)):
             for p in module.parameters() if module is not None else ():
                 p.requires_grad_(True)
         self._fused_cache = None
@@ -353,7 +376,7 @@ class Speeder(LLMSequentialRecommender):
         of the sequences in one forward pass: the mean cross-entropy over all their answers
         (eq 19 for label answers; over the candidates' or every item's scores with
         ``answer_head: score``); plus ``reconstruction_weight`` x the reconstruction loss in its
-        stages. Prompts are built on the host and reach the device in one copy; nothing in the
+        stages, and ``distill_weight`` x the distillation loss of SASRec. Prompts are built on the host and reach the device in one copy; nothing in the
         step waits for the device."""
         histories = self.recent_history(interaction)
         candidates, target_pos = self.training_candidates(interaction, device="cpu")
@@ -372,9 +395,22 @@ class Speeder(LLMSequentialRecommender):
             loss = F.cross_entropy(scores, target)
         if "ppt" in hidden:
             loss = self._with_ppt_loss(loss, len(histories), hidden["ppt"], batch.extras["ppt_target"])
+        if self.distill_weight > 0:
+            loss = loss + self.distill_weight * self._distillation_loss(interaction, hidden["last_item"])
         if self.reconstructs() and self.reconstruction_weight > 0:
             loss = loss + self.reconstruction_weight * self._reconstruction_loss(histories)
         return loss
+
+    def _distillation_loss(self, interaction, last_hidden):
+        """1 - cos between the projected hidden state at the last history item and the frozen
+        SASRec's representation of the same sequence (:mod:`~recbole_speeder.model.layers.distillation`)."""
+        teacher = self.sequence_teacher
+        device = last_hidden.device
+        if next(teacher.parameters()).device != device:
+            teacher.to(device)
+        with torch.no_grad():
+            target = teacher(interaction[self.ITEM_SEQ].to(device), interaction[self.ITEM_SEQ_LEN].to(device))
+        return self.distill(last_hidden, target)
 
     def _reconstruction_prompts(self, histories):
         """Distinct history items of the batch, about ``reconstruction_ratio`` per sequence."""
