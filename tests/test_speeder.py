@@ -295,10 +295,14 @@ def test_distillation_pulls_the_last_item_state_to_the_cached_sasrec(speeder_con
         model.calculate_loss(interaction).backward()
         assert model.distill.proj.weight.grad.abs().sum() > 0
 
-    # a second run reads the cached teacher: the same weights, no training
-    _, _, again, _ = build(config_dict)
-    assert all(torch.equal(a, b) for a, b in zip(again.sequence_teacher.state_dict().values(),
-                                                  teacher.state_dict().values()))
+    # a second run reads the cached teacher: the same weights, no training, no random draws
+    from recbole_speeder.features.sequential import load_sequence_teacher
+    from recbole_speeder.quick_start import sequence_model_for
+
+    before = torch.get_rng_state()
+    again = load_sequence_teacher(config, train_data._dataset, train_data, sequence_model_for(config))
+    assert torch.equal(torch.get_rng_state(), before)
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), teacher.state_dict().values()))
     # the readout it distills into must exist
     with pytest.raises(ConfigError, match="distill_weight > 0 .*answer_head: score"):
         run(model="Speeder", dataset="tiny", config_dict=dict(config_dict, answer_head="index"))

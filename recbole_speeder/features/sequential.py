@@ -171,7 +171,8 @@ def load_sequence_teacher(config, dataset, train_data, sequence_model):
     if os.path.isfile(path):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-            model = sequence_model(dataset, train_data, state_dict=state)
+            with forked_rng():  # building SASRec draws its initial weights: keep the run's draws
+                model = sequence_model(dataset, train_data, state_dict=state)
             logger.info(f"seq teacher: cache hit {path}")
         except (OSError, RuntimeError, KeyError, ValueError) as err:  # unreadable, or other shapes
             logger.warning(f"seq teacher: {path} is unreadable ({type(err).__name__}); training again.")
