@@ -161,7 +161,7 @@ def load_sequence_teacher(config, dataset, train_data, sequence_model):
     Args:
         sequence_model: ``(dataset, train_data, state_dict=None) -> SASRec``: trained on the
             training split when ``state_dict`` is None, else built and loaded with it
-            (:func:`recbole_speeder.quick_start.feature_inputs`).
+            (:func:`recbole_speeder.quick_start.sequence_model_for`).
     """
     settings = sequential_settings(config)
     _, signature = training_split_fingerprint(config, dataset, train_data)

@@ -65,7 +65,6 @@ def distills(config):
         return False
 
 
-
 class Speeder(LLMSequentialRecommender):
     """Speeder: MRC-fused item vectors in a hybrid prompt, SPAE (PPL + PPT), one-token answers."""
 
@@ -376,8 +375,8 @@ class Speeder(LLMSequentialRecommender):
         of the sequences in one forward pass: the mean cross-entropy over all their answers
         (eq 19 for label answers; over the candidates' or every item's scores with
         ``answer_head: score``); plus ``reconstruction_weight`` x the reconstruction loss in its
-        stages, and ``distill_weight`` x the distillation loss of SASRec. Prompts are built on the host and reach the device in one copy; nothing in the
-        step waits for the device."""
+        stages, and ``distill_weight`` x the distillation loss of SASRec. Prompts are built on the
+        host and reach the device in one copy; nothing in the step waits for the device."""
         histories = self.recent_history(interaction)
         candidates, target_pos = self.training_candidates(interaction, device="cpu")
         batch = self._training_batch(histories, candidates, target_pos)
