@@ -13,7 +13,9 @@ place where the plugin adapts it; nothing in site-packages is edited.
    ``Config`` object (and numpy scalars) into checkpoints, so ``Trainer.evaluate(
    load_best_model=True)`` and ``resume_checkpoint`` fail. :class:`CheckpointCompatMixin`
    writes checkpoints that hold only tensors and plain Python values, atomically, so that
-   RecBole's unchanged loading code works with ``weights_only=True``.
+   RecBole's unchanged loading code works with ``weights_only=True``. A damaged or foreign file
+   then fails with ``pickle.UnpicklingError`` too: :data:`TORCH_LOAD_ERRORS` lists what the
+   plugin's own readers of torch files catch.
 3. pandas 3 (copy-on-write) turns ``df[col].fillna(..., inplace=True)`` into a silent no-op,
    and ``Series.agg(len)`` now returns the length of the Series instead of one length per
    row. RecBole relies on the first in ``Dataset._fill_nan`` and ``Dataset._load_feat`` and
@@ -61,6 +63,7 @@ place where the plugin adapts it; nothing in site-packages is edited.
 """
 
 import os
+import pickle
 import types
 import warnings
 
@@ -103,6 +106,10 @@ def to_plain(value):
 def atomic_torch_save(obj, path):
     """``torch.save`` into a temporary file beside ``path``, then rename it into place."""
     atomic_write(path, lambda f: torch.save(obj, f))
+
+
+# What torch.load(weights_only=True) raises on a damaged, truncated or foreign file.
+TORCH_LOAD_ERRORS = (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError)
 
 
 class CheckpointCompatMixin:

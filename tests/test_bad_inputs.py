@@ -45,6 +45,14 @@ def _truncated_plugin_weights(folder):
     return ["--model=Speeder", "--dataset=tiny", f"--checkpoint={checkpoint}"]
 
 
+def _damaged_trainer_state(folder):
+    checkpoint = folder / "saved" / "Speeder-run" / "stage3"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "trainer_state.pt").write_bytes(b"not a torch file")
+    save_file({"mrc.weight": torch.ones(4, 4)}, str(checkpoint / "plugin.safetensors"))
+    return ["--model=Speeder", "--dataset=tiny", f"--checkpoint={checkpoint}"]
+
+
 def _missing_pth(folder):
     (folder / "saved").mkdir()
     return ["--model=SASRec", "--dataset=tiny", f"--checkpoint={folder / 'saved' / 'SASRec-Nov-30-2026.pth'}"]
@@ -57,6 +65,8 @@ CASES = {
                                   r"\(line 7, 10, 13\).*mean"),
     "truncated_safetensors": (_truncated_plugin_weights, r"--checkpoint: checkpoint file .*stage3/plugin\.safetensors "
                                                          r"cannot be read .*damaged or truncated"),
+    "damaged_trainer_state": (_damaged_trainer_state, r"Checkpoint file .*stage3/trainer_state\.pt cannot be read "
+                                                      r"\(UnpicklingError\); it is damaged"),
     "missing_pth": (_missing_pth, r"--checkpoint: '.*SASRec-Nov-30-2026\.pth' is not a file"),
 }
 

@@ -303,6 +303,11 @@ def test_distillation_pulls_the_last_item_state_to_the_cached_sasrec(speeder_con
     again = load_sequence_teacher(config, train_data._dataset, train_data, sequence_model_for(config))
     assert torch.equal(torch.get_rng_state(), before)
     assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), teacher.state_dict().values()))
+    # a damaged cache file is trained again and replaced, not a traceback
+    with open(cached[0], "wb") as f:
+        f.write(b"not a torch file")
+    retrained = load_sequence_teacher(config, train_data._dataset, train_data, sequence_model_for(config))
+    assert set(torch.load(cached[0], weights_only=True)) == set(retrained.state_dict())
     # the readout it distills into must exist
     with pytest.raises(ConfigError, match="distill_weight > 0 .*answer_head: score"):
         run(model="Speeder", dataset="tiny", config_dict=dict(config_dict, answer_head="index"))

@@ -25,7 +25,7 @@ import random
 import numpy as np
 import torch
 
-from recbole_speeder.atomic import atomic_file
+from recbole_speeder.compat import TORCH_LOAD_ERRORS, atomic_torch_save
 from recbole_speeder.features.cache import fingerprint, identity_key
 
 logger = logging.getLogger(__name__)
@@ -174,13 +174,12 @@ def load_sequence_teacher(config, dataset, train_data, sequence_model):
             with forked_rng():  # building SASRec draws its initial weights: keep the run's draws
                 model = sequence_model(dataset, train_data, state_dict=state)
             logger.info(f"seq teacher: cache hit {path}")
-        except (OSError, RuntimeError, KeyError, ValueError) as err:  # unreadable, or other shapes
+        except TORCH_LOAD_ERRORS + (KeyError,) as err:  # damaged, or weights of other shapes
             logger.warning(f"seq teacher: {path} is unreadable ({type(err).__name__}); training again.")
             model = None
     if model is None:
         model = sequence_model(dataset, train_data)
-        with atomic_file(path) as tmp:
-            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+        atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
         logger.info(f"seq teacher: trained and cached -> {path}")
     model.eval()
     for p in model.parameters():

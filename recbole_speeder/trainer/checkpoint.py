@@ -26,6 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from recbole_speeder.atomic import atomic_folder
+from recbole_speeder.compat import TORCH_LOAD_ERRORS
 from recbole_speeder.errors import ConfigError, DataError
 
 STATE_FILE = "trainer_state.pt"
@@ -87,8 +88,8 @@ def read_trainer_state(folder, device="cpu"):
         return torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise ConfigError(f"'{folder}' is not a checkpoint folder (no {STATE_FILE}).") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise DataError(f"Checkpoint file {path} cannot be read ({type(err).__name__}: {err}); "
+    except TORCH_LOAD_ERRORS as err:
+        raise DataError(f"Checkpoint file {path} cannot be read ({type(err).__name__}); "
                         "it is damaged or from another program.") from None
 
 
