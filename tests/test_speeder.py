@@ -331,6 +331,15 @@ def test_reconstruction_trains_in_its_stages_and_logs_accuracy(speeder_config, w
     model.reconstruction_weight = 0.0
     without = model.calculate_loss(interaction)
     assert with_task > without
+    # the catalog loss fuses every item for the recommendation prompts; the reconstruction
+    # prompts fuse only their own items (one MRC pass over the catalog per step)
+    fused_sizes, fuse = [], model.fuse
+    model.fuse = lambda ids: fused_sizes.append(len(ids)) or fuse(ids)
+    model.reconstruction_weight = 1.0
+    model.calculate_loss(interaction)
+    del model.fuse
+    assert model.score_loss == "catalog" and fused_sizes[0] == model.n_items
+    assert len(fused_sizes) == 2 and fused_sizes[1] < model.n_items
     model.set_stage(3)
     assert not model.reconstructs()
     # the prompt: one placeholder holding the item, labels on the title tokens + eos only

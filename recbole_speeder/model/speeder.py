@@ -237,18 +237,19 @@ class Speeder(LLMSequentialRecommender):
             self._fused_cache = torch.cat([self.fuse(chunk) for chunk in all_ids.split(4096)])
         return self._fused_cache
 
-    def _item_vectors(self, batch):
+    def _item_vectors(self, batch, catalog=False):
         """(vectors of the batch's placeholders [S, H], vectors of the items the scoring head
-        scores or None): the candidates' [B, C, H] (extras ``score_ids``), or every item's
-        [n_items, H] with ``score_loss: catalog`` in training. In training one MRC pass over the
-        batch's distinct items (found on the host, :meth:`_on_device`), or over every item for
-        the catalog loss; at inference one pass over all items, cached until the weights change."""
+        scores or None): the candidates' [B, C, H] (extras ``score_ids``), or with ``catalog``
+        (a recommendation batch under ``score_loss: catalog``) every item's [n_items, H] in
+        training. In training one MRC pass over the batch's distinct items (found on the host,
+        :meth:`_on_device`), or over every item for the catalog loss; at inference one pass over
+        all items, cached until the weights change."""
         extras = batch.extras or {}
         scored = extras.get("score_ids")
         if not self.training:
             table = self._all_item_vectors()
             return table[batch.slot_item_ids()], (None if scored is None else table[scored])
-        if self.answer_head == "score" and self.score_loss == "catalog":
+        if catalog:
             table = self._all_item_vectors()  # one MRC pass serves the prompt and the scores
             return table[batch.slot_item_ids()], table
         if "fuse_ids" not in extras:  # a batch that did not come through _on_device
@@ -302,7 +303,8 @@ class Speeder(LLMSequentialRecommender):
             names = tuple(names) + tuple(n for n in self._readout_names() if n not in names)
         pack = self.prompt_packing and (self.training or self.eval_mode == "constrained")
         batch = self._on_device(batch, pack)
-        vectors, scored = self._item_vectors(batch)
+        vectors, scored = self._item_vectors(
+            batch, catalog=self.answer_head == "score" and self.score_loss == "catalog")
         embeds = build_inputs_embeds(self.llm, batch, vectors, self.ppl)
         return self._answer_hidden(batch, embeds, names), scored, batch, embeds
 
