@@ -71,7 +71,7 @@ def sasrec_overrides(config):
     """The properties of the SASRec sub-run: the run's data settings and the seq_encoder_* keys.
 
     The run builds its configuration (``Config(model="SASRec", ..., config_dict=...)``) and
-    hands it to :func:`train_sequential_embeddings` with a trainer class.
+    hands it to :func:`train_sequential_model` with a trainer class.
     """
     settings = sequential_settings(config)
     data_home = config["data_home"] or os.path.dirname(os.path.normpath(config["data_path"]))
@@ -133,11 +133,6 @@ def train_sequential_model(sub_config, dataset, train_data, trainer_class):
 def item_embeddings(model):
     """SASRec's item embeddings: float32 [n_items, hidden] on the host, row i = item id i (row 0: [PAD])."""
     return model.item_embedding.weight.detach().float().cpu().clone()
-
-
-def train_sequential_embeddings(sub_config, dataset, train_data, trainer_class):
-    """The item embeddings of :func:`train_sequential_model` (the seq features, e_s)."""
-    return item_embeddings(train_sequential_model(sub_config, dataset, train_data, trainer_class))
 
 
 def training_split_fingerprint(config, dataset, train_data):
