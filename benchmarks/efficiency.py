@@ -444,6 +444,16 @@ def time_inference(model, batches, candidates, warmup, micro, dev, prompt_length
     return 1000.0 * elapsed / samples, dev.peak_mib(), prompt_length.value
 
 
+def random_teacher(config, dataset):
+    """The frozen SASRec that ``distill_weight`` distills, with its initial (random) weights."""
+    from recbole_speeder.config import Config
+    from recbole_speeder.features.sequential import build_sequential_model, frozen, sasrec_overrides
+
+    sub_config = Config(model="SASRec", dataset=DATASET, config_dict=sasrec_overrides(config))
+    sub_config["device"] = config["device"]
+    return frozen(build_sequential_model(sub_config, dataset, dataset))
+
+
 def build_model(name, home, args, dtype, dev):
     """The plugin's model ``name`` on the synthetic dataset, through a RecBole Config."""
     from recbole_speeder.config import Config
@@ -472,6 +482,8 @@ def build_model(name, home, args, dtype, dev):
         side_info["item_features"] = random_features(dataset.item_num, modalities, generator)
     if "item_titles" in needs:
         side_info["item_titles"] = item_titles(config, dataset)
+    if "sequence_teacher" in needs:  # distill_weight: an untrained SASRec (speed does not depend on weights)
+        side_info["sequence_teacher"] = random_teacher(config, dataset)
     dataset.attach_side_info(**side_info)
     torch.manual_seed(args.seed)
     model = model_class(config, dataset).to(dev.device)

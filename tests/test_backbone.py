@@ -71,7 +71,11 @@ def test_cache_location_and_key(tmp_path, monkeypatch):
     assert converted_dir(str(gguf)) == first
     gguf.write_bytes(b"other weights")  # size and mtime change: a new conversion
     os.utime(gguf, ns=(time.time_ns(), time.time_ns() + 10**9))
-    assert converted_dir(str(gguf)) != first
+    second = converted_dir(str(gguf))
+    assert second != first
+    import transformers  # another converter: a new conversion (its tokenizer may differ)
+    monkeypatch.setattr(transformers, "__version__", transformers.__version__ + ".other")
+    assert converted_dir(str(gguf)) != second
 
 
 def test_load_local_folder(tiny_folder):

@@ -219,7 +219,7 @@ def test_speeder_losses_are_the_cross_entropy_at_both_answers(speeder_config, la
     """calculate_loss = mean cross-entropy of the recommendation and PPT answers, read from the
     model's plain forward (full logits of the padded rows) at the positions the batch names."""
     _, train_data, model, _ = build(dict(speeder_config, ppt_layout=layout, prompt_packing=packing,
-                                         reconstruction_stages=[], answer_head="index"))
+                                         reconstruction_stages=[], answer_head="index", distill_weight=0.0))
     model.set_stage(1)
     model.train()
     interaction = next(iter(train_data))

@@ -231,7 +231,8 @@ def test_catalog_loss_is_cross_entropy_over_every_item(speeder_config, workdir):
     from recbole_speeder.llm.decoding import decoder_hidden
     from recbole_speeder.prompts.base import build_inputs_embeds
 
-    config, train_data, model, _ = build(dict(speeder_config, use_ppt=False, mome_dropout=0.0, lora_dropout=0.0))
+    config, train_data, model, _ = build(dict(speeder_config, use_ppt=False, mome_dropout=0.0, lora_dropout=0.0,
+                                              distill_weight=0.0))  # its own term: the distillation test
     assert (model.answer_head, model.score_loss, model.score_readout) == ("score", "catalog", "last_item")
     model.set_stage(3)  # not a reconstruction stage: the loss is the recommendation loss alone
     model.train()
@@ -308,9 +309,14 @@ def test_distillation_pulls_the_last_item_state_to_the_cached_sasrec(speeder_con
         f.write(b"not a torch file")
     retrained = load_sequence_teacher(config, train_data._dataset, train_data, sequence_model_for(config))
     assert set(torch.load(cached[0], weights_only=True)) == set(retrained.state_dict())
-    # the readout it distills into must exist
-    with pytest.raises(ConfigError, match="distill_weight > 0 .*answer_head: score"):
-        run(model="Speeder", dataset="tiny", config_dict=dict(config_dict, answer_head="index"))
+    # the paper's label answer distills the same hidden state (the last history item's, read beside
+    # the answer), and D learns from it
+    _, _, index_model, _ = build(dict(config_dict, answer_head="index"))
+    index_model.set_stage(3)
+    index_model.train()
+    index_model.zero_grad()
+    index_model.calculate_loss(interaction).backward()
+    assert index_model.distill.proj.weight.grad.abs().sum() > 0
     with pytest.raises(ConfigError, match="distill_weight"):
         run(model="Speeder", dataset="tiny", config_dict=dict(config_dict, distill_weight=-1.0))
 

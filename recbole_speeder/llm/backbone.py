@@ -15,7 +15,8 @@
 
 GGUF weights are de-quantised once (tens of seconds) into a safetensors folder under the
 conversion cache and loaded from there afterwards. The cache folder's name carries an md5 of
-the GGUF file's size and mtime, so a changed file gets a new conversion.
+the GGUF file's size and mtime and of the transformers version, so a changed file or converter
+gets a new conversion.
 
 The tokenizer's end-of-sequence token is made the model's own (:func:`align_eos`): the title
 baselines learn to end answers with the tokenizer's and generation stops at the model's.
@@ -95,9 +96,13 @@ def _gguf_in(llm_path):
 
 
 def converted_dir(gguf_path, cache_dir=None):
-    """Cache folder for the safetensors conversion of ``gguf_path`` (name + md5 of size, mtime)."""
+    """Cache folder for the safetensors conversion of ``gguf_path`` (name + md5 of size, mtime and
+    the converting transformers version: transformers 5.17 turns Gemma-3's GGUF vocabulary into a
+    tokenizer that spells 'yes' in 3 tokens, 5.23 into one that does not)."""
+    import transformers
+
     stat = os.stat(gguf_path)
-    key = hashlib.md5(f"{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    key = hashlib.md5(f"{stat.st_size}:{stat.st_mtime_ns}:{transformers.__version__}".encode()).hexdigest()[:12]
     name = os.path.basename(gguf_path)[:-len(".gguf")]
     return os.path.join(cache_dir or default_cache_dir(), f"{name}-{key}")
 

@@ -85,11 +85,6 @@ class Speeder(LLMSequentialRecommender):
         if config["answer_head"] == "score" and config["eval_mode"] == "generate":
             raise ConfigError("eval_mode: generate reads a generated label; answer_head: score ranks the "
                               "candidates and needs eval_mode: constrained.")
-        if distills(config) and not (config["answer_head"] == "score"
-                                     and str(config["score_readout"]) in ("last_item", "both")):
-            raise ConfigError("distill_weight > 0 distills SASRec into the hidden state at the last history "
-                              "item: it needs answer_head: score with score_readout: last_item or both "
-                              f"(got answer_head: {config['answer_head']}, score_readout: {config['score_readout']}).")
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -300,7 +295,7 @@ class Speeder(LLMSequentialRecommender):
         inputs_embeds) of a host batch (packed when ``prompt_packing``, except for generation).
         With the scoring head, the answers its readouts need are added to ``names``."""
         if self.answer_head == "score":
-            names = tuple(names) + tuple(n for n in self._readout_names() if n not in names)
+            names = tuple(dict.fromkeys(tuple(names) + self._readout_names()))
         pack = self.prompt_packing and (self.training or self.eval_mode == "constrained")
         batch = self._on_device(batch, pack)
         vectors, scored = self._item_vectors(
@@ -383,6 +378,8 @@ class Speeder(LLMSequentialRecommender):
         candidates, target_pos = self.training_candidates(interaction, device="cpu")
         batch = self._training_batch(histories, candidates, target_pos)
         names = ("rec", "ppt") if "ppt_target" in batch.extras else ("rec",)
+        if self.distill_weight > 0:  # read at the last history item whatever the answer head
+            names += ("last_item",)
         hidden, scored, batch, _ = self._forward(batch, names)
         if self.answer_head == "index":
             loss = label_answer_loss(head_logits(self.llm, hidden["rec"]), batch.extras["rec_target"])
