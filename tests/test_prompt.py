@@ -86,6 +86,16 @@ def test_candidate_labels_are_single_tokens(prompt, tokenizer):
     assert tokenizer.decode([prompt.yes_id]) == "yes" and tokenizer.decode([prompt.no_id]) == "no"
 
 
+def test_a_multi_token_answer_is_refused_and_a_spelled_one_explained(prompt):
+    """A one-token answer the tokenizer splits is a ConfigError; when it spells the word letter by
+    letter (what transformers 5.17 made of Gemma-3's GGUF tokenizer), the message says why."""
+    assert prompt.single_token_id("yes") == prompt.yes_id
+    with pytest.raises(ConfigError, match="into 2 tokens; the one-token answer needs a single token$"):
+        prompt.single_token_id("yes please")
+    with pytest.raises(ConfigError, match="into 4 tokens.*letter by letter.*transformers >= 5.23"):
+        prompt.single_token_id("zqxj")
+
+
 def test_ppt_layout(prompt):
     batch = prompt.build_ppt([[5, 6, 7, 8]], torch.tensor([[8, 5, 6]]))
     text = prompt.render(batch)

@@ -397,8 +397,11 @@ class PromptBase:
         """The one token id of ``text`` in prompt context; ConfigError if it is several."""
         ids = self.encode_piece(text)
         if len(ids) != 1:
+            spelled = all(len(self.tokenizer.decode([i]).strip()) <= 1 for i in ids)
+            hint = (" (it spells the word letter by letter: a tokenizer read from a GGUF file by an older "
+                    "transformers can do that; Gemma-3-270M's needs transformers >= 5.23)") if spelled else ""
             raise ConfigError(f"the backbone's tokenizer splits {text!r} into {len(ids)} "
-                              f"tokens; the one-token answer needs a single token")
+                              f"tokens; the one-token answer needs a single token{hint}")
         return ids[0]
 
     def render(self, batch, row=0):
