@@ -319,6 +319,8 @@ def test_distillation_pulls_the_last_item_state_to_the_cached_sasrec(speeder_con
     assert index_model.distill.proj.weight.grad.abs().sum() > 0
     with pytest.raises(ConfigError, match="distill_weight"):
         run(model="Speeder", dataset="tiny", config_dict=dict(config_dict, distill_weight=-1.0))
+    with pytest.raises(ConfigError, match="seq_encoder_epochs: 0 leaves untrained"):  # a random teacher
+        run(model="Speeder", dataset="tiny", config_dict=dict(config_dict, seq_encoder_epochs=0))
 
 
 def test_reconstruction_trains_in_its_stages_and_logs_accuracy(speeder_config, workdir):

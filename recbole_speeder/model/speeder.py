@@ -85,6 +85,10 @@ class Speeder(LLMSequentialRecommender):
         if config["answer_head"] == "score" and config["eval_mode"] == "generate":
             raise ConfigError("eval_mode: generate reads a generated label; answer_head: score ranks the "
                               "candidates and needs eval_mode: constrained.")
+        if distills(config) and not int(config["seq_encoder_epochs"] or 0) > 0:
+            raise ConfigError("distill_weight > 0 distills the SASRec of the seq features, which "
+                              f"seq_encoder_epochs: {config['seq_encoder_epochs']} leaves untrained: train it "
+                              "(seq_encoder_epochs >= 1) or set distill_weight: 0.")
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
