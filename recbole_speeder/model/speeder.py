@@ -299,7 +299,7 @@ class Speeder(LLMSequentialRecommender):
         inputs_embeds) of a host batch (packed when ``prompt_packing``, except for generation).
         With the scoring head, the answers its readouts need are added to ``names``."""
         if self.answer_head == "score":
-            names = tuple(dict.fromkeys(tuple(names) + self._readout_names()))
+            names = tuple(names) + tuple(n for n in self._readout_names() if n not in names)
         pack = self.prompt_packing and (self.training or self.eval_mode == "constrained")
         batch = self._on_device(batch, pack)
         vectors, scored = self._item_vectors(
