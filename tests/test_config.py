@@ -104,6 +104,8 @@ def test_only_recommenders_count_as_models(fast_config):
 @pytest.mark.parametrize("model, name", [("Speeder", "quick/cpu.yaml"), ("Speeder", "recipes/ml-100k-gpu.yaml"),
                                          ("Speeder", "recipes/ml-100k-gpu-score.yaml"),
                                          ("Speeder", "recipes/ml-100k-gpu-last-item.yaml"),
+                                         ("Speeder", "recipes/ml-100k-gpu-catalog.yaml"),
+                                         ("Speeder", "recipes/ml-100k-gpu-distill.yaml"),
                                          ("LLaRA", "recipes/ml-100k-gpu-title-baselines.yaml"),
                                          ("TALLRec", "recipes/ml-100k-gpu-title-baselines.yaml")])
 def test_shipped_config_files_load(fast_config, model, name):
