@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from recbole_speeder.errors import ConfigError
+from recbole_speeder.errors import ConfigError, DataError
 from recbole_speeder.llm import backbone
 from recbole_speeder.llm.answers import label_answer_loss, label_scores
 from recbole_speeder.llm.backbone import (apply_lora, converted_dir, default_cache_dir,
@@ -131,6 +131,24 @@ def test_lora_trains_adapters_only_and_checkpoints_round_trip(tiny_folder, tmp_p
         load_trainable(_WithLoRA(tiny_folder, targets=("q_proj",)), str(tmp_path / "ckpt"))
     with pytest.raises(ConfigError, match="not a checkpoint folder"):
         load_trainable(fresh, str(tmp_path / "nothing"))
+
+
+def test_a_failed_checkpoint_write_is_one_error_and_keeps_the_old_checkpoint(tiny_folder, tmp_path, monkeypatch):
+    """A write that fails half way (torch's writer on a full disk raises RuntimeError) ends in a
+    DataError naming the folder, and the checkpoint written before is still whole."""
+    model = _WithLoRA(tiny_folder)
+    folder = tmp_path / "run" / "ckpt"
+    write_checkpoint(str(folder), model, {"epoch": 0})
+    before = {name: (folder / name).read_bytes() for name in ("plugin.safetensors", "trainer_state.pt")}
+
+    def full_disk(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 11056576 vs 11056468")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(DataError, match=f"Checkpoint {folder} could not be written .*disk full"):
+        write_checkpoint(str(folder), model, {"epoch": 1})
+    assert {name: (folder / name).read_bytes() for name in before} == before
+    assert os.listdir(folder.parent) == ["ckpt"]  # no half-written temporary left beside it
 
 
 @pytest.mark.slow

@@ -68,17 +68,23 @@ def is_checkpoint(folder):
 
 
 def write_checkpoint(folder, model, state, llm_attr="llm"):
-    """Write ``model``'s trainable state and ``state`` into ``folder`` (replaced atomically)."""
+    """Write ``model``'s trainable state and ``state`` into ``folder`` (replaced atomically); a
+    failed write (a full disk: torch's writer raises RuntimeError) is a DataError and leaves what
+    was in ``folder`` before."""
     from peft import PeftModel
 
-    with atomic_folder(folder) as tmp:
-        llm = getattr(model, llm_attr)
-        if isinstance(llm, PeftModel):
-            llm.save_pretrained(os.path.join(tmp, ADAPTER_DIR))
-        plugin = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()
-                  if not k.startswith(llm_attr + ".")}
-        save_file(plugin, os.path.join(tmp, PLUGIN_FILE))
-        torch.save(state, os.path.join(tmp, STATE_FILE))
+    try:
+        with atomic_folder(folder) as tmp:
+            llm = getattr(model, llm_attr)
+            if isinstance(llm, PeftModel):
+                llm.save_pretrained(os.path.join(tmp, ADAPTER_DIR))
+            plugin = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()
+                      if not k.startswith(llm_attr + ".")}
+            save_file(plugin, os.path.join(tmp, PLUGIN_FILE))
+            torch.save(state, os.path.join(tmp, STATE_FILE))
+    except (OSError, RuntimeError) as err:
+        raise DataError(f"Checkpoint {folder} could not be written ({type(err).__name__}: {err}); is its "
+                        "disk full? What was there before is unchanged.") from None
 
 
 def read_trainer_state(folder, device="cpu"):
