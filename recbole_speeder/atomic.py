@@ -11,7 +11,8 @@ of the plugin goes through this module:
   folder is in.
 
 A write that fails or is interrupted removes its temporary file or folder and leaves the old
-target untouched. Leftovers of a killed process (``.tmp-*`` beside the target) are removed
+target untouched; one that fails for want of room (:func:`write_failed`) is a DataError that
+names the target. Leftovers of a killed process (``.tmp-*`` beside the target) are removed
 by the next replacing folder write to the same place (:func:`remove_stale_temporaries`).
 """
 
@@ -39,16 +40,29 @@ def atomic_file(path):
         raise
 
 
+def write_failed(path, err):
+    """The DataError of a write to ``path`` that failed with ``err`` (an OSError, or the
+    RuntimeError torch's writer raises on a full disk), after the old ``path`` was kept."""
+    from recbole_speeder.errors import DataError
+
+    return DataError(f"{path} could not be written ({type(err).__name__}: {err}); is its disk full? "
+                     "What was there before is unchanged.")
+
+
 def atomic_write(path, write, mode="wb", encoding=None):
-    """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it into place.
+    """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it into place;
+    a failed write is :func:`write_failed`'s DataError.
 
     ``mode`` is ``"wb"`` (binary) or ``"w"`` (text, with ``encoding``); missing folders are made.
     """
-    with atomic_file(path) as tmp:
-        with open(tmp, mode, encoding=encoding, newline="" if "b" not in mode else None) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+    try:
+        with atomic_file(path) as tmp:
+            with open(tmp, mode, encoding=encoding, newline="" if "b" not in mode else None) as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+    except (OSError, RuntimeError) as err:
+        raise write_failed(path, err) from None
 
 
 def atomic_write_text(path, text, encoding="utf-8"):

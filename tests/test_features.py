@@ -188,7 +188,7 @@ def test_atomic_write_and_failed_compute_leave_no_files(tmp_path):
         f.write(b"partial")
         raise RuntimeError("disk full")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(DataError, match=f"{target} could not be written \\(RuntimeError: disk full\\); is its disk full"):
         atomic_write(str(target), broken)
     assert target.read_bytes() == b"old" and sorted(os.listdir(tmp_path)) == ["m.npy"]
 

@@ -25,7 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from recbole_speeder.atomic import atomic_folder
+from recbole_speeder.atomic import atomic_folder, write_failed
 from recbole_speeder.compat import TORCH_LOAD_ERRORS
 from recbole_speeder.errors import ConfigError, DataError
 
@@ -83,8 +83,7 @@ def write_checkpoint(folder, model, state, llm_attr="llm"):
             save_file(plugin, os.path.join(tmp, PLUGIN_FILE))
             torch.save(state, os.path.join(tmp, STATE_FILE))
     except (OSError, RuntimeError) as err:
-        raise DataError(f"Checkpoint {folder} could not be written ({type(err).__name__}: {err}); is its "
-                        "disk full? What was there before is unchanged.") from None
+        raise write_failed(f"Checkpoint {folder}", err) from None
 
 
 def read_trainer_state(folder, device="cpu"):
