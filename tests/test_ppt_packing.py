@@ -81,8 +81,7 @@ def test_shared_rows_put_both_answers_where_they_belong(prompt, tokenizer):
         start = int((~keep).sum())
         assert torch.equal(batch.input_ids[b, start:start + len(rec)], rec)
     text = prompt.render(batch, 0)
-    assert text.endswith("only.3\nConsider [item 9], [item 5] and [item 7] in this history: are the first two "
-                         "at most as far apart as the last two? Answer yes or no.")
+    assert text.endswith("only.3\nGap [item 9]-[item 5] at most gap to [item 7]?")
     assert text.count("[item 5]") == 2  # the history once, and b
     # a, b, c carry no position prompt; history items 1..n do
     hist = batch.slot_history_index()[batch.slot_positions()[0] == 0]
@@ -94,8 +93,8 @@ def test_with_the_chat_template_the_question_is_a_new_user_turn(tokenizer):
     batch = prompt.build_shared([[5, 6, 7]], [[11, 12, 13]], [1], [0], [[7, 5, 6]])
     text = prompt.render(batch)
     answer = text.index("<|im_start|>assistant\n2<|im_end|>")
-    assert text.index("<|im_start|>user\nConsider [item 7], [item 5] and [item 6]") > answer
-    assert text.endswith("Answer yes or no.<|im_end|>\n<|im_start|>assistant\n")
+    assert text.index("<|im_start|>user\nGap [item 7]-[item 5] at most gap to [item 6]?") > answer
+    assert text.endswith("gap to [item 6]?<|im_end|>\n<|im_start|>assistant\n")
     rows, positions = batch.answer("rec")
     assert batch.input_ids[0, positions[0] + 1] == prompt.label_token_ids(3)[1]
 
@@ -131,8 +130,7 @@ def test_history_only_rows_end_at_the_history_and_ask_ppt_right_after_it(prompt,
     batch = prompt.build_shared(HISTORIES, CANDIDATES, TARGET_POS, PPT_ROWS, ABC, history_only=True)
     whole = prompt.build(HISTORIES, CANDIDATES)
     text = prompt.render(batch, 0)
-    assert text.endswith("5: [item 9]\nConsider [item 9], [item 5] and [item 7] in this history: are the first "
-                         "two at most as far apart as the last two? Answer yes or no.")
+    assert text.endswith("5: [item 9]\nGap [item 9]-[item 5] at most gap to [item 7]?")
     assert "candidates" not in text and "[item 11]" not in text
     assert "candidates" not in prompt.render(batch, 1)
     rows, last = batch.answer("last_item")
