@@ -834,7 +834,8 @@ def parse_args(argv=None):
                              "folders (runs of one setting split by --models / --history) are merged into --out")
     args = parser.parse_args(argv)
     args.out_given = args.out is not None
-    args.out = args.out or os.path.join("benchmark_results", "efficiency")
+    # absolute: the models run with the working directory in a temporary folder (RecBole writes there)
+    args.out = os.path.abspath(args.out or os.path.join("benchmark_results", "efficiency"))
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in args.models if m not in MODELS]
     if unknown:

@@ -75,13 +75,14 @@ def test_bad_options_are_refused(efficiency):
 
 def test_set_changes_the_models_and_profile_writes_a_table(efficiency, tmp_path, monkeypatch):
     """``--set`` reaches the model's config (a shorter shown history gives shorter prompts),
-    is recorded in the results, and ``--profile`` writes one training step's operator table."""
+    is recorded in the results, and ``--profile`` writes one training step's operator table
+    (into a relative ``--out`` too: the models run in a temporary working directory)."""
     monkeypatch.chdir(tmp_path)
     common = ["--backbone", "tiny", "--models", "Speeder", "--history", "4", "--batch", "2", "--steps", "1",
               "--warmup", "0", "--title-tokens", "4", "--items", "40", "--device", "cpu"]
     assert efficiency.main(common + ["--out", str(tmp_path / "plain")]) == 0
     assert efficiency.main(common + ["--set", "history_len=2", "--set", "use_ppt=False", "--profile",
-                                     "--out", str(tmp_path / "set")]) == 0
+                                     "--out", "set"]) == 0
     plain = json.loads((tmp_path / "plain" / "efficiency.json").read_text())
     changed = json.loads((tmp_path / "set" / "efficiency.json").read_text())
     assert changed["meta"]["overrides"] == {"history_len": 2, "use_ppt": False}
