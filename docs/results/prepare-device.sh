@@ -10,7 +10,9 @@
 # converted folder (its tokenizer). /tmp survives between calls while the machine stays warm.
 # Gemma-3-270M needs transformers >= 5.23 (5.17, the image's, reads its GGUF vocabulary into a
 # tokenizer that spells "yes" in 3 tokens): `gemma-wheel` installs that wheel into /tmp/site-gemma,
-# which only Gemma jobs put first on PYTHONPATH. `gemma` keeps one piece of the GGUF (split here
+# which only Gemma jobs put first on PYTHONPATH (the transformers wheel alone: the image's
+# huggingface_hub 1.33 serves it; huggingface_hub 2.4 needs httpx2, which the image lacks).
+# `gemma` keeps one piece of the GGUF (split here
 # with `split -b 51000000 gemma-3-270m-q4_k_m.gguf .gguf/gemma.part.`; a call carries at most
 # 64 MiB) and, once all five are there, joins them into /tmp/gemma (sha256 checked), marked READY.
 set -u
