@@ -156,6 +156,15 @@ def test_history_only_rows_end_at_the_history_and_ask_ppt_right_after_it(prompt,
         assert torch.allclose(hidden(batch, "last_item"), hidden(whole, "last_item"), atol=1e-5)
 
 
+def test_the_default_ppt_question_adds_fourteen_tokens_after_the_history(prompt):
+    """The speed measured for the default (docs/benchmarks.md, sixth session) assumes a PPT row
+    is its cut recommendation prompt plus 14 tokens: 11 of text and a, b, c (SmolLM2 tokenizer)."""
+    cut = prompt.build(HISTORIES, CANDIDATES, history_only=True)
+    shared = prompt.build_shared(HISTORIES, CANDIDATES, TARGET_POS, PPT_ROWS, ABC, history_only=True)
+    lengths = shared.attention_mask.sum(1) - cut.attention_mask.sum(1)
+    assert lengths.tolist() == [14 if b in PPT_ROWS else 0 for b in range(len(HISTORIES))]
+
+
 @pytest.mark.parametrize("lora", [False, True])
 def test_packing_gives_the_padded_logits_and_gradients(prompt, tokenizer, lora):
     model = tiny_llm(tokenizer, lora=lora)
