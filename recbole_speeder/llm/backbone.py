@@ -327,6 +327,27 @@ def load_backbone(llm_path=None, dtype=None, device=None, cache_dir=None, tokeni
     return model, _prepare_tokenizer(tokenizer, model.generation_config.eos_token_id)
 
 
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_decoder(llm, mode):
+    """``torch.compile`` the decoder stack (the transformers model under the LoRA wrapper, the LM
+    head left out) in place, with ``mode`` (``llm_compile``; ``none`` leaves it as it is).
+
+    In place (``nn.Module.compile``), so the parameter names, checkpoints and LoRA stay as they
+    are. Fusing the decoder's small operators cuts the host's operator dispatch, which bounds a
+    small backbone's step (docs/benchmarks.md). A new prompt shape costs one more compilation;
+    packed prompts (``prompt_packing``) give a new shape nearly every batch, left padding few.
+    """
+    if mode not in COMPILE_MODES:
+        raise ConfigError(f"llm_compile must be one of {', '.join(COMPILE_MODES)} (got {mode!r}).")
+    if mode == "none":
+        return llm
+    base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
+    base.model.compile(mode=mode)
+    return llm
+
+
 def apply_lora(model, r=8, alpha=16, dropout=0.05, target_modules=("q_proj", "v_proj")):
     """Wrap ``model`` with trainable LoRA adapters (paper section 2.5); base weights frozen.
 

@@ -24,7 +24,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
 from recbole_speeder.errors import ConfigError
-from recbole_speeder.llm.backbone import apply_lora, check_llm_path, load_backbone
+from recbole_speeder.llm.backbone import apply_lora, check_llm_path, compile_decoder, load_backbone
 
 
 def setting(config, key, minimum=None, kind=int):
@@ -70,7 +70,8 @@ class LLMSequentialRecommender(SequentialRecommender):
         return cls.side_info
 
     def load_llm(self, config, lora=True):
-        """(backbone, tokenizer): the LLM frozen, with trainable LoRA adapters when ``lora``."""
+        """(backbone, tokenizer): the LLM frozen, with trainable LoRA adapters when ``lora``, its
+        decoder compiled with ``llm_compile``."""
         llm, tokenizer = load_backbone(config["llm_path"], dtype=config["llm_dtype"], device=config["device"],
                                        tokenizer=config["llm_tokenizer"])
         for p in llm.parameters():
@@ -78,7 +79,7 @@ class LLMSequentialRecommender(SequentialRecommender):
         if lora:
             llm = apply_lora(llm, r=config["lora_r"], alpha=config["lora_alpha"], dropout=config["lora_dropout"],
                              target_modules=config["lora_target_modules"])
-        return llm, tokenizer
+        return compile_decoder(llm, config["llm_compile"] or "none"), tokenizer
 
     def dataset_side_info(self, dataset, name):
         """Side information ``name`` of the dataset (one of this model's ``side_info``)."""

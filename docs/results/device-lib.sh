@@ -1,0 +1,44 @@
+#!/bin/bash
+# What the device timelines of docs/results/ share (from 2026-12-01 on): source it at the top of a
+# timeline, which ../launch-timeline.sh runs from /tmp/work. The machine is set up by
+# prepare-device.sh; every log goes to /tmp/jobs ($J).
+export PYTHONPATH=/tmp/site:/tmp/work RECBOLE_SPEEDER_CACHE=/tmp/rscache PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 \
+       CUDA_DEVICE_ORDER=PCI_BUS_ID TOKENIZERS_PARALLELISM=false PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+SMOLLM2=/tmp/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+GEMMA=/tmp/gemma/gemma-3-270m-q4_k_m.gguf
+J=/tmp/jobs
+mkdir -p $J/speed
+
+stamp() { echo "[$(date -u +%H:%M:%S)] $*"; }
+
+# job GPU NAME DATASET GGUF CONFIG_FILES [--key=value ...]: Speeder, 3 seeds (one process each) on one GPU.
+# A Gemma GGUF puts transformers 5.23 (/tmp/site-gemma) first on the path.
+job() {
+  local gpu=$1 name=$2 dataset=$3 gguf=$4 files=$5 path=$PYTHONPATH; shift 5
+  [ "$gguf" = "$GEMMA" ] && path=/tmp/site-gemma:$PYTHONPATH
+  stamp "start $name on GPU $gpu: $dataset, $(basename $gguf), $files $*"
+  PYTHONPATH=$path CUDA_VISIBLE_DEVICES=$gpu python benchmark.py --models=Speeder --dataset=$dataset \
+    --seeds=2020,2021,2022 --jobs=3 --llm_path=$gguf --config_files="$files" --out_dir=$J/$name "$@" > $J/$name.log 2>&1
+  stamp "end $name: exit $?"
+}
+
+# speed GPU NAME [efficiency.py options]: one efficiency table (batch 128, 5 candidates, 20 title tokens per item)
+speed() {
+  local gpu=$1 name=$2; shift 2
+  stamp "start speed $name on GPU $gpu: $*"
+  CUDA_VISIBLE_DEVICES=$gpu python benchmarks/efficiency.py --tokenizer /tmp/smollm2-tok --title-tokens 20 \
+    --candidates 5 --batch 128 --steps 2 --warmup 1 --device cuda --out $J/speed/$name "$@" > $J/speed-$name.log 2>&1
+  stamp "end speed $name: exit $?"
+}
+
+# gemma_ready: the Gemma-3-270M GGUF is joined (prepare-device.sh gemma) and transformers 5.23 installed
+gemma_ready() { [ -f /tmp/gemma/READY ] && [ -d /tmp/site-gemma/transformers ]; }
+
+# guard SECONDS: stop every job still running after SECONDS, so the results come back within the device
+# time; stop_guard (after the last wait) removes a guard that has not fired.
+guard() {
+  ( sleep "$1"; stamp "guard: stopping what still runs"; pkill -f benchmark.py; pkill -f run_recbole_speeder
+    pkill -f efficiency.py ) &
+  GUARD=$!
+}
+stop_guard() { pkill -P $GUARD sleep; kill $GUARD 2>/dev/null; }
