@@ -26,6 +26,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import shutil
 
 import torch
 
@@ -343,6 +344,15 @@ def compile_decoder(llm, mode):
         raise ConfigError(f"llm_compile must be one of {', '.join(COMPILE_MODES)} (got {mode!r}).")
     if mode == "none":
         return llm
+    if next(llm.parameters()).device.type == "cpu":
+        from torch._inductor import config as inductor_config
+
+        cxx = inductor_config.cpp.cxx
+        names = [c for c in (cxx if isinstance(cxx, (list, tuple)) else (cxx,)) if c]
+        if not any(shutil.which(name) for name in names):
+            raise ConfigError(f"llm_compile: {mode} builds C++ kernels on the CPU, and no C++ compiler "
+                              f"({', '.join(names) or 'none configured'}) is on PATH: install one (e.g. g++) "
+                              "or set llm_compile: none.")
     base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
     base.model.compile(mode=mode)
     return llm
