@@ -186,13 +186,14 @@ def test_a_compiled_decoder_gives_the_same_logits_gradients_and_checkpoint(tiny_
         compile_decoder(fresh.llm, "fastest")
 
 
-def test_llm_compile_on_the_cpu_without_a_cxx_compiler_says_so(tiny_folder, monkeypatch):
+def test_llm_compile_on_the_cpu_without_a_cxx_compiler_says_so(tiny_folder):
     from torch._inductor import config as inductor_config
 
     model, _ = load_backbone(tiny_folder, device="cpu")
-    monkeypatch.setattr(inductor_config.cpp, "cxx", (None, "no-such-cxx-compiler"))
-    with pytest.raises(ConfigError, match=r"no C\+\+ compiler \(no-such-cxx-compiler\) is on PATH.*llm_compile: none"):
-        compile_decoder(model, "default")
+    # torch's own patch (a monkeypatch undo would delete the setting from torch's config)
+    with inductor_config.patch({"cpp.cxx": (None, "no-such-cxx-compiler")}):
+        with pytest.raises(ConfigError, match=r"no C\+\+ compiler \(no-such-cxx-compiler\) is on PATH.*llm_compile: none"):
+            compile_decoder(model, "default")
     assert model.model._compiled_call_impl is None
 
 
