@@ -141,6 +141,22 @@ def test_summaries_are_cached_shared_by_prefixes_and_invalidated(mllmmsr, tmp_pa
     assert len([d for d in os.listdir(tmp_path) if d.startswith("preference_summary-")]) == 2
 
 
+def test_summary_cache_follows_the_backbone_files_content_not_their_mtimes(mllmmsr, tmp_path):
+    """A cache carried to another machine, where the same GGUF was converted again (new mtimes),
+    is still found; a changed backbone file opens another cache."""
+    config, train_data, _ = mllmmsr
+    llm_dir = tmp_path / "llm"
+    shutil.copytree(config["llm_path"], llm_dir)
+    moved = _config(os.path.dirname(os.path.normpath(config["data_path"])), str(llm_dir))
+    first = _build(moved, train_data).summarizer.cache.folder
+    for name in os.listdir(llm_dir):
+        os.utime(llm_dir / name, ns=(10**18, 10**18))
+    assert _build(moved, train_data).summarizer.cache.folder == first
+    with open(llm_dir / "config.json", "a") as f:
+        f.write("\n")
+    assert _build(moved, train_data).summarizer.cache.folder != first
+
+
 # -- yes/no answers ---------------------------------------------------------------------------
 def test_yes_no_scores_and_loss_from_hand_made_logits():
     yes, no = 4, 7
@@ -245,6 +261,33 @@ def test_summaries_are_made_in_full_generate_rounds(mllmmsr_config, monkeypatch)
     assert result["candidate_test"]["n"] == 60
     assert max(sizes["eval"]) > 4  # one evaluation batch holds 4 sequences
     assert max(sizes["train"]) > 4  # training summarises the next 32 / 4 batches (here all 4) at once
+
+
+def test_prefill_summarises_every_training_history_before_the_first_epoch(mllmmsr_config, monkeypatch):
+    """summary_prefill: every training sequence's history is summarised (and cached) before
+    training, so the epochs generate none; with epochs: 0 a run only fills the cache."""
+    from recbole_speeder.trainer.mllmmsr_trainer import MLLMMSRTrainer
+
+    seen = {}
+    real_epoch = MLLMMSRTrainer._train_epoch
+
+    def epoch(self, train_data, *args, **kwargs):
+        summarizer = self.model.summarizer
+        seen.setdefault("before", summarizer.generated)
+        windows = self.model.summary_windows(train_data._dataset.inter_feat)
+        seen["cached"] = all(summarizer.prefix_keys(w)[-1] in summarizer.cache for w in windows if w)
+        out = real_epoch(self, train_data, *args, **kwargs)
+        seen["during"] = summarizer.generated - seen["before"]
+        return out
+
+    monkeypatch.setattr(MLLMMSRTrainer, "_train_epoch", epoch)
+    result = run(model="MLLMMSR", dataset="tiny", config_dict=dict(
+        mllmmsr_config, summary_prefill=True, summary_batch_size=16, train_batch_size=4, steps_per_epoch=3))
+    assert seen["before"] > 0 and seen["cached"] and seen["during"] == 0
+    assert result["candidate_test"]["summary_train_ms_per_sample"] > 0
+    # a run of 0 epochs is a prefill only: it ends with the test result of the untrained adapters
+    only = run(model="MLLMMSR", dataset="tiny", config_dict=dict(mllmmsr_config, summary_prefill=True, epochs=0))
+    assert only["candidate_test"]["n"] == 60 and only["candidate_test"]["summary_generated"] == 0
 
 
 @pytest.mark.parametrize("overrides, message", [

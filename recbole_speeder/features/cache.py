@@ -69,6 +69,31 @@ def file_signature(path):
     return [os.path.basename(path), stat.st_size, stat.st_mtime_ns]
 
 
+_digests = {}  # (path, size, mtime) -> sha256 of the file's bytes, read once per process
+
+
+def folder_digest(path):
+    """[name, sha256] of every file of a model folder, None when it is not a folder: an identity
+    that a copy of the same model on another machine (new mtimes) shares."""
+    if not os.path.isdir(path):
+        return None
+    entries = []
+    for name in sorted(os.listdir(path)):
+        full = os.path.join(path, name)
+        if not os.path.isfile(full):
+            continue
+        stat = os.stat(full)
+        key = (os.path.abspath(full), stat.st_size, stat.st_mtime_ns)
+        if key not in _digests:
+            digest = hashlib.sha256()
+            with open(full, "rb") as f:
+                for block in iter(lambda: f.read(1 << 24), b""):
+                    digest.update(block)
+            _digests[key] = digest.hexdigest()
+        entries.append([name, _digests[key]])
+    return entries
+
+
 def identity_key(identity):
     """File-name key of an encoder identity: readable name + short hash of all settings."""
     name = str(identity.get("name", "encoder"))

@@ -32,7 +32,7 @@ import torch
 
 from recbole_speeder.errors import ConfigError
 from recbole_speeder.evaluation.candidate_eval import CandidateScores
-from recbole_speeder.features.text import folder_signature
+from recbole_speeder.features.cache import folder_digest
 from recbole_speeder.llm.answers import yes_log_odds, yes_no_logits, yes_no_loss
 from recbole_speeder.model.abstract_llm import LLMSequentialRecommender, setting
 from recbole_speeder.model.layers.preference_summary import PreferenceSummarizer
@@ -56,8 +56,10 @@ class MLLMMSR(LLMSequentialRecommender):
 
         self.llm, self.tokenizer = self.load_llm(config)
         base = self.llm.get_base_model()
-        backbone = {"name": str(config["llm_path"]), "loaded_from": str(base.config.name_or_path),
-                    "files": folder_signature(str(base.config.name_or_path)), "dtype": str(base.dtype)}
+        # the backbone's files by content, not mtime: a cache carried to another machine, where the
+        # same GGUF was converted again, stays valid
+        backbone = {"name": str(config["llm_path"]),
+                    "files": folder_digest(str(base.config.name_or_path)), "dtype": str(base.dtype)}
         self.prompt = PreferencePrompt(
             self.tokenizer, self.dataset_side_info(dataset, "item_titles"),
             self.dataset_side_info(dataset, "item_summaries"), prompt_template=config["prompt_template"],

@@ -3,6 +3,9 @@
 MLLM-MSR's preference summaries (:mod:`recbole_speeder.model.layers.preference_summary`) are made
 by the base backbone on first need and cached. This trainer
 
+- with ``summary_prefill``, summarises the history of every training sequence before the first
+  epoch, ``summary_batch_size`` histories per call, writing the cache after each call (a long
+  prefill that is stopped keeps what it made; a later run, another seed or a resumed one, reads it);
 - summarises ahead in training: the histories of the next ``summary_batch_size /
   train_batch_size`` batches in one call, so that its generate rounds are full too;
 - subtracts the summarisation time spent inside training batches from the training time
@@ -27,6 +30,27 @@ from recbole_speeder.trainer.llm_trainer import LLMTrainer
 
 class MLLMMSRTrainer(LLMTrainer):
     summary_train_seconds = 0.0
+
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        if self.config["summary_prefill"]:
+            self.prefill_summaries(train_data)
+        return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+
+    @torch.no_grad()
+    def prefill_summaries(self, train_data):
+        """Summarise the history of every training sequence (``summary_prefill``), in calls of
+        ``summary_batch_size`` histories; the time counts as summary time of training."""
+        summarizer = self.model.summarizer
+        windows = self.model.summary_windows(train_data._dataset.inter_feat)
+        start, generated = time.perf_counter(), summarizer.generated
+        for first in range(0, len(windows), summarizer.batch_size):
+            summarizer.summarize(windows[first:first + summarizer.batch_size])
+            summarizer.cache.flush()
+            self.logger.info(set_color("summary prefill", "green")
+                             + f": {min(first + summarizer.batch_size, len(windows))} / {len(windows)} training "
+                             f"histories, {summarizer.generated - generated} summaries generated, "
+                             f"{time.perf_counter() - start:.1f} s")
+        self.summary_train_seconds += time.perf_counter() - start
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         summarizer = self.model.summarizer
