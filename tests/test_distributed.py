@@ -212,3 +212,34 @@ def test_other_processes_wait_for_process_0_to_copy_a_dataset(fast_config, workd
     assert os.path.isfile(os.path.join(config["data_path"], "ml-100k.item"))
     with pytest.raises(ConfigError, match="waited 0 s for process 0 to write x"):
         wait_for_main_process(lambda: False, "x", timeout=0.2, poll=0.05)
+
+
+def test_mllmmsr_summary_prefill_is_shared_by_two_processes(fast_config, tiny_llm_dir, workdir):
+    """MLLM-MSR's summary_prefill under torchrun: each process summarises the histories of its
+    first blocks and then reads the other's, so that no training summary is made twice."""
+    import yaml
+
+    config = dict(fast_config, llm_path=tiny_llm_dir, epochs=1, steps_per_epoch=2, train_batch_size=8,
+                  eval_batch_size=32, history_len=3, summary_block_size=3, summary_max_new_tokens=4,
+                  title_max_tokens=8, item_summary_max_tokens=16, summary_prefill=True, summary_batch_size=64)
+    (workdir / "mllmmsr.yaml").write_text(yaml.safe_dump(config))
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               os.path.join(os.path.dirname(HERE), "run_recbole_speeder.py"), "--model=MLLMMSR", "--dataset=tiny",
+               "--config_files=mllmmsr.yaml"]
+    proc = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+
+    (folder,) = glob.glob(str(workdir / "dataset" / "tiny" / "features" / "preference_summary-*"))
+    parts = [json.load(open(path))["entries"] for path in glob.glob(os.path.join(folder, "part-*.json"))]
+    writers = {os.path.basename(path).split("-")[3] for path in glob.glob(os.path.join(folder, "part-*.json"))}
+    assert len(writers) == 2  # both processes summarised
+    from test_mllmmsr import _build, _train_dataset
+
+    one = Config(model="MLLMMSR", dataset="tiny", config_dict=config)
+    train_data = _train_dataset(one)
+    model = _build(one, train_data)
+    keys = [k for w in model.summary_windows(train_data._dataset.inter_feat) for k in model.summarizer.prefix_keys(w)]
+    assert set(keys) <= set().union(*parts)  # every training history was summarised ...
+    for key in set(keys):  # ... once: the training epoch read the other process's summaries
+        assert sum(key in part for part in parts) == 1, key

@@ -61,6 +61,11 @@ class TextCache:
                 continue
             self.entries.update(part.get("entries") or {})
 
+    def reload(self):
+        """Read the parts written since this cache was opened (by other processes, say)."""
+        self._load()
+        self.entries.update(self.pending)
+
     def __len__(self):
         return len(self.entries)
 

@@ -4,7 +4,7 @@ MLLM-MSR's preference summaries (:mod:`recbole_speeder.model.layers.preference_s
 by the base backbone on first need and cached. This trainer
 
 - with ``summary_prefill``, summarises the history of every training sequence before the first
-  epoch, ``summary_batch_size`` histories per call, writing the cache after each call (a long
+  epoch (launched processes share the work), ``summary_batch_size`` histories per call, writing the cache after each call (a long
   prefill that is stopped keeps what it made; a later run, another seed or a resumed one, reads it);
 - summarises ahead in training: the histories of the next ``summary_batch_size /
   train_batch_size`` batches in one call, so that its generate rounds are full too;
@@ -39,17 +39,24 @@ class MLLMMSRTrainer(LLMTrainer):
     @torch.no_grad()
     def prefill_summaries(self, train_data):
         """Summarise the history of every training sequence (``summary_prefill``), in calls of
-        ``summary_batch_size`` histories; the time counts as summary time of training."""
-        summarizer = self.model.summarizer
+        ``summary_batch_size`` histories; the time counts as summary time of training. Launched
+        processes share the histories by their first block, then read the others' summaries."""
+        summarizer, dist = self.model.summarizer, self.dist
         windows = self.model.summary_windows(train_data._dataset.inter_feat)
+        # histories that share a summary share their first block: one process makes all of them
+        first = summarizer.block_size
+        mine = [w for w in windows if hash(tuple(w[:first])) % dist.num_processes == dist.process_index]
         start, generated = time.perf_counter(), summarizer.generated
-        for first in range(0, len(windows), summarizer.batch_size):
-            summarizer.summarize(windows[first:first + summarizer.batch_size])
+        for first in range(0, len(mine), summarizer.batch_size):
+            summarizer.summarize(mine[first:first + summarizer.batch_size])
             summarizer.cache.flush()
             self.logger.info(set_color("summary prefill", "green")
-                             + f": {min(first + summarizer.batch_size, len(windows))} / {len(windows)} training "
+                             + f": {min(first + summarizer.batch_size, len(mine))} / {len(mine)} training "
                              f"histories, {summarizer.generated - generated} summaries generated, "
                              f"{time.perf_counter() - start:.1f} s")
+        if dist.enabled:
+            dist.wait_for_everyone()
+            summarizer.cache.reload()
         self.summary_train_seconds += time.perf_counter() - start
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
