@@ -107,7 +107,8 @@ def test_only_recommenders_count_as_models(fast_config):
                                          ("Speeder", "recipes/ml-100k-gpu-catalog.yaml"),
                                          ("Speeder", "recipes/ml-100k-gpu-distill.yaml"),
                                          ("LLaRA", "recipes/ml-100k-gpu-title-baselines.yaml"),
-                                         ("TALLRec", "recipes/ml-100k-gpu-title-baselines.yaml")])
+                                         ("TALLRec", "recipes/ml-100k-gpu-title-baselines.yaml"),
+                                         ("MLLMMSR", "recipes/ml-100k-gpu-mllmmsr.yaml")])
 def test_shipped_config_files_load(fast_config, model, name):
     """Every YAML shipped for --config_files has only known keys (a typo would be refused)
     and each of its values reaches the run's config."""
