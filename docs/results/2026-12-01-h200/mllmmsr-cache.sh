@@ -1,11 +1,14 @@
 #!/bin/bash
-# Pack MLLM-MSR's preference-summary cache of ml-100k (made by timeline.sh's prefill) into $OUT, in pieces of
-# 15 MB (a file back from $OUT is at most 16 MiB), with its sha256. A later session puts the pieces in the
-# ignored folder .mllmmsr-cache/, carries it, and unpacks it with `bash mllmmsr-cache.sh unpack`.
+# MLLM-MSR's preference-summary cache of ml-100k between device sessions.
+#   bash mllmmsr-cache.sh          pack /tmp/work/dataset/ml-100k/features/preference_summary-* into $OUT, in pieces
+#                                  of 15 MB (a file back from $OUT is at most 16 MiB), with its sha256
+#   bash mllmmsr-cache.sh unpack   (in a call that carries .mllmmsr-cache/, the pieces kept here, ignored by git)
+#                                  unpack them into /tmp/mllmmsr-cache, from where ../mllmmsr-fair-row.sh copies them
 set -u
-F=/tmp/work/dataset/ml-100k/features
+F=${CACHE_FROM:-/tmp/work/dataset/ml-100k/features}
 if [ "${1:-}" = unpack ]; then
-  mkdir -p $F && cat .mllmmsr-cache/summaries.tar.xz.* | tar xJf - -C $F && ls -d $F/preference_summary-*
+  rm -rf /tmp/mllmmsr-cache && mkdir -p /tmp/mllmmsr-cache
+  cat .mllmmsr-cache/summaries.tar.xz.* | tar xJf - -C /tmp/mllmmsr-cache && ls /tmp/mllmmsr-cache/*/ | wc -l
   exit
 fi
 tar cf - -C $F $(cd $F && ls -d preference_summary-*) | xz -T8 -6 > /tmp/summaries.tar.xz

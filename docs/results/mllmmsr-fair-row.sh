@@ -1,0 +1,34 @@
+#!/bin/bash
+# MLLM-MSR's fair row of issue 17 on ml-100k (recipes/ml-100k-gpu-mllmmsr.yaml: Speeder's 1,800 steps of 64
+# sequences, the summary prefill on), on every GPU of the machine. Run by launch-timeline.sh after
+#   bash docs/results/prepare-device.sh 1                                # carry .whl, .gguf/smollm2.part.aa
+#   bash docs/results/prepare-device.sh 2 && bash docs/results/2026-12-01-h200/mllmmsr-cache.sh unpack \
+#     && bash docs/results/launch-timeline.sh docs/results/mllmmsr-fair-row.sh   # carry .gguf/smollm2.part.ab, .mllmmsr-cache
+# 1. the summaries made so far (unpacked into /tmp/mllmmsr-cache) go into the dataset's feature folder;
+# 2. the rest of the prefill: one process per GPU under torchrun (histories shared out by their first block),
+#    --epochs=0; the cache is then packed into /tmp/cache-out (bring it back with `cp /tmp/cache-out/* $OUT/` in the
+#    call that polls), so that it survives the machine;
+# 3. seeds 2020, 2021, 2022 of MLLMMSR with the recipe, one process each, spread over the GPUs.
+# Poll with WAIT=540 bash docs/results/2026-11-30-h200x2-c/poll.sh (MLLM-MSR's logs are in its jobs.tgz).
+set -u
+source docs/results/device-lib.sh
+RECIPE=recbole_speeder/properties/recipes/ml-100k-gpu-mllmmsr.yaml
+FEATURES=/tmp/work/dataset/ml-100k/features
+GPUS=$(nvidia-smi -L | wc -l)
+guard ${GUARD_S:-1500}
+mkdir -p $FEATURES && cp -r /tmp/mllmmsr-cache/preference_summary-* $FEATURES/ 2>/dev/null
+stamp "summary cache: $(ls $FEATURES/preference_summary-*/part-*.json 2>/dev/null | wc -l) parts; prefill on $GPUS GPU(s)"
+python -m torch.distributed.run --standalone --nproc_per_node=$GPUS run_recbole_speeder.py --model=MLLMMSR \
+  --dataset=ml-100k --llm_path=$SMOLLM2 --config_files=$RECIPE --epochs=0 > $J/mllmmsr-prefill.log 2>&1
+stamp "prefill: exit $?"
+mkdir -p /tmp/cache-out && CACHE_FROM=$FEATURES OUT=/tmp/cache-out bash docs/results/2026-12-01-h200/mllmmsr-cache.sh > $J/cache-pack.log 2>&1
+for seed in 2020 2021 2022; do
+  gpu=$(( (seed - 2020) % GPUS ))
+  ( stamp "start MLLMMSR seed $seed on GPU $gpu"
+    CUDA_VISIBLE_DEVICES=$gpu python benchmark.py --models=MLLMMSR --dataset=ml-100k --seeds=$seed \
+      --llm_path=$SMOLLM2 --config_files=$RECIPE --out_dir=$J/mllmmsr-$seed > $J/mllmmsr-$seed.log 2>&1
+    stamp "end MLLMMSR seed $seed: exit $?" ) &
+done
+wait
+stop_guard
+touch $J/DONE
