@@ -2,8 +2,9 @@
 # MLLM-MSR's fair row of issue 17 on ml-100k (recipes/ml-100k-gpu-mllmmsr.yaml: Speeder's 1,800 steps of 64
 # sequences, the summary prefill on), on every GPU of the machine. Run by launch-timeline.sh after
 #   bash docs/results/prepare-device.sh 1                                # carry .whl, .gguf/smollm2.part.aa
-#   bash docs/results/prepare-device.sh 2 && bash docs/results/2026-12-01-h200/mllmmsr-cache.sh unpack \
-#     && bash docs/results/launch-timeline.sh docs/results/mllmmsr-fair-row.sh   # carry .gguf/smollm2.part.ab, .mllmmsr-cache
+#   bash docs/results/prepare-device.sh 2                                # carry .gguf/smollm2.part.ab
+#   bash docs/results/prepare-device.sh 3 && bash docs/results/2026-12-01-h200/mllmmsr-cache.sh unpack \
+#     && bash docs/results/launch-timeline.sh docs/results/mllmmsr-fair-row.sh   # carry .gguf/smollm2.part.ac, .mllmmsr-cache
 # 1. the summaries made so far (unpacked into /tmp/mllmmsr-cache) go into the dataset's feature folder;
 # 2. the rest of the prefill: one process per GPU under torchrun (histories shared out by their first block),
 #    --epochs=0; the cache is then packed into /tmp/cache-out (bring it back with `cp /tmp/cache-out/* $OUT/` in the
