@@ -331,20 +331,16 @@ def load_backbone(llm_path=None, dtype=None, device=None, cache_dir=None, tokeni
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
-def compile_decoder(llm, mode):
-    """``torch.compile`` the decoder stack (the transformers model under the LoRA wrapper, the LM
-    head left out) in place, with ``mode`` (``llm_compile``; ``none`` leaves it as it is).
-
-    In place (``nn.Module.compile``), so the parameter names, checkpoints and LoRA stay as they
-    are. Fusing the decoder's small operators cuts the host's operator dispatch, which bounds a
-    small backbone's step (docs/benchmarks.md). A new prompt shape costs one more compilation;
-    packed prompts (``prompt_packing``) give a new shape nearly every batch, left padding few.
-    """
+def compile_module(module, mode, device=None):
+    """``torch.compile`` ``module`` in place with ``mode`` (``llm_compile``; ``none`` leaves it as
+    it is): ``nn.Module.compile``, so parameter names and checkpoints stay as they are. Fusing a
+    module's small operators cuts the host's operator dispatch, which bounds a small backbone's
+    step (docs/benchmarks.md). ``device``: where it will run (default: where its weights are)."""
     if mode not in COMPILE_MODES:
         raise ConfigError(f"llm_compile must be one of {', '.join(COMPILE_MODES)} (got {mode!r}).")
     if mode == "none":
-        return llm
-    if next(llm.parameters()).device.type == "cpu":
+        return module
+    if torch.device(device or next(module.parameters()).device).type == "cpu":
         from torch._inductor import config as inductor_config
 
         cxx = inductor_config.cpp.cxx
@@ -353,8 +349,16 @@ def compile_decoder(llm, mode):
             raise ConfigError(f"llm_compile: {mode} builds C++ kernels on the CPU, and no C++ compiler "
                               f"({', '.join(names) or 'none configured'}) is on PATH: install one (e.g. g++) "
                               "or set llm_compile: none.")
+    module.compile(mode=mode)
+    return module
+
+
+def compile_decoder(llm, mode):
+    """:func:`compile_module` on the decoder stack (the transformers model under the LoRA wrapper,
+    the LM head left out). A new prompt shape costs one more compilation; packed prompts
+    (``prompt_packing``) give a new shape nearly every batch, left padding few."""
     base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
-    base.model.compile(mode=mode)
+    compile_module(base.model, mode)
     return llm
 
 

@@ -42,6 +42,7 @@ from recbole_speeder.errors import ConfigError
 from recbole_speeder.evaluation.candidate_eval import CandidateScores
 from recbole_speeder.llm.answers import (answer_token_logprobs, label_answer_loss, label_scores, pair_logits,
                                          parse_label_answer)
+from recbole_speeder.llm.backbone import compile_module
 from recbole_speeder.llm.decoding import generate_answers, head_logits, hidden_at
 from recbole_speeder.model.abstract_llm import LLMSequentialRecommender, setting
 from recbole_speeder.model.layers.candidate_head import CandidateHead
@@ -124,6 +125,10 @@ class Speeder(LLMSequentialRecommender):
             # frozen and kept out of the module tree: not trained, not in checkpoints
             self.__dict__["sequence_teacher"] = teacher
             self.distill = SequenceDistillation(hidden, int(teacher.hidden_size))
+        # llm_compile also compiles the other networks of every training step (their operators
+        # outnumber a compiled decoder's at a small backbone's shape, docs/benchmarks.md)
+        for module in [self.mrc] + ([self.sequence_teacher] if self.distill_weight > 0 else []):
+            compile_module(module, config["llm_compile"] or "none", device=config["device"])
         self.prompt = HybridPrompt(
             self.tokenizer,
             prompt_template=config["prompt_template"],
