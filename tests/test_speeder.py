@@ -281,6 +281,38 @@ def test_catalog_loss_is_cross_entropy_over_every_item(speeder_config, workdir):
     assert not torch.allclose(model.calculate_loss(interaction), expected, atol=1e-3)
 
 
+def test_training_candidates_hold_the_target_and_allowed_negatives(speeder_config):
+    """The batch's training candidates, drawn at once: the target at target_pos, C-1 distinct
+    negatives that are neither the target nor in the history; a history that leaves too few other
+    items gets history items (drawn one by one); the same seed draws the same sets."""
+    from recbole.data.interaction import Interaction
+
+    _, _, model, _ = build(speeder_config)
+    num, n = model.num_candidates, model.n_items
+    rows = 256
+    gen = torch.Generator().manual_seed(0)
+    targets = torch.randint(1, n, (rows,), generator=gen)
+    seq = torch.zeros(rows, n, dtype=torch.long)
+    seq[:, :10] = torch.randint(1, n, (rows, 10), generator=gen)
+    seq[-1, : n - 3] = torch.tensor([i for i in range(1, n) if i != int(targets[-1])][: n - 3])  # all but 2 items
+    interaction = Interaction({model.POS_ITEM_ID: targets, model.ITEM_SEQ: seq,
+                               model.ITEM_SEQ_LEN: (seq > 0).sum(1)})
+    torch.manual_seed(1)
+    candidates, target_pos = model.training_candidates(interaction, device="cpu")
+    assert candidates.shape == (rows, num) and set(target_pos.tolist()) == set(range(num))
+    for b in range(rows):
+        row = candidates[b].tolist()
+        assert row[target_pos[b]] == targets[b] and len(set(row)) == num and min(row) >= 1
+        negatives = set(row) - {int(targets[b])}
+        if b < rows - 1:
+            assert not negatives & set(seq[b].tolist()), b
+        else:  # too few items outside this history: history items are allowed
+            assert negatives & set(seq[b].tolist())
+    torch.manual_seed(1)
+    again = model.training_candidates(interaction, device="cpu")
+    assert torch.equal(again[0], candidates) and torch.equal(again[1], target_pos)
+
+
 def test_distillation_pulls_the_last_item_state_to_the_cached_sasrec(speeder_config, workdir):
     """distill_weight: the loss adds weight x (1 - cos(D h_last + d, SASRec's representation of the
     sequence)), computed here by hand; the teacher is the frozen SASRec of the seq features (its

@@ -91,34 +91,53 @@ class LLMSequentialRecommender(SequentialRecommender):
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
 
     def recent_history(self, interaction):
-        """The last ``history_len`` items of every sequence: list of host LongTensors, oldest
-        first (one copy of the batch's sequences to the host; prompts are built there)."""
-        seq = interaction[self.ITEM_SEQ].cpu()
+        """The last ``history_len`` items of every sequence: list of int64 numpy arrays, oldest
+        first (one copy of the batch's sequences to the host, where prompts are built; numpy
+        slices, so that a row costs no tensor operator)."""
+        seq = interaction[self.ITEM_SEQ].cpu().numpy()
         lengths = interaction[self.ITEM_SEQ_LEN].tolist()
         return [seq[i, max(0, n - self.history_len) : n] for i, n in enumerate(lengths)]
 
     def training_candidates(self, interaction, device=None):
         """(candidates [B, C], target_pos [B]) on ``device`` (default: the interaction's): the
         target at a random position among C-1 random items that are neither the target nor in
-        the sequence's history (history items are allowed only when too few other items exist)."""
+        the sequence's history (history items are allowed only when too few other items exist).
+
+        Drawn for the whole batch at once: 4(C-1) random items per row, of which the first C-1
+        that are allowed (not the target, not in the history, not drawn before in the row) are
+        the negatives; a row left short (a small catalog) is drawn again item by item."""
         num = self.num_candidates
-        rows, positions = [], []
-        for target, history in zip(interaction[self.POS_ITEM_ID].tolist(), interaction[self.ITEM_SEQ].tolist()):
-            banned = {0, target} | set(history)
-            if self.n_items - len(banned) < num - 1:
-                banned = {0, target}
-            negatives = []
-            while len(negatives) < num - 1:
-                for item in torch.randint(1, self.n_items, (2 * num,)).tolist():
-                    if item not in banned and len(negatives) < num - 1:
-                        banned.add(item)
-                        negatives.append(item)
-            position = int(torch.randint(0, num, (1,)))
-            negatives.insert(position, target)
-            rows.append(negatives)
-            positions.append(position)
+        targets = interaction[self.POS_ITEM_ID].cpu()
+        histories = interaction[self.ITEM_SEQ].cpu()
+        draws = torch.randint(1, self.n_items, (len(targets), 4 * max(1, num - 1)))
+        allowed = (draws != targets[:, None]) & ~(draws[:, :, None] == histories[:, None, :]).any(-1)
+        earlier = torch.ones(draws.shape[1], draws.shape[1], dtype=torch.bool).tril(-1)
+        allowed &= ~((draws[:, :, None] == draws[:, None, :]) & earlier).any(-1)
+        first = torch.argsort((~allowed).to(torch.int8), dim=1, stable=True)[:, : num - 1]
+        negatives = torch.gather(draws, 1, first)
+        for row in torch.nonzero(allowed.sum(1) < num - 1).flatten().tolist():
+            negatives[row] = torch.tensor(self._negatives_one_by_one(int(targets[row]), histories[row].tolist()))
+        positions = torch.randint(0, num, (len(targets),))
+        at_target = torch.arange(num)[None, :] == positions[:, None]
+        candidates = torch.empty(len(targets), num, dtype=torch.long)
+        candidates[at_target] = targets
+        candidates[~at_target] = negatives.reshape(-1)
         device = interaction[self.POS_ITEM_ID].device if device is None else device
-        return torch.tensor(rows, device=device), torch.tensor(positions, device=device)
+        return candidates.to(device), positions.to(device)
+
+    def _negatives_one_by_one(self, target, history):
+        """C-1 allowed negatives of one row (see :meth:`training_candidates`), drawn until found."""
+        num = self.num_candidates
+        banned = {0, target} | set(history)
+        if self.n_items - len(banned) < num - 1:
+            banned = {0, target}
+        negatives = []
+        while len(negatives) < num - 1:
+            for item in torch.randint(1, self.n_items, (2 * num,)).tolist():
+                if item not in banned and len(negatives) < num - 1:
+                    banned.add(item)
+                    negatives.append(item)
+        return negatives
 
     def calculate_loss(self, interaction):
         raise NotImplementedError

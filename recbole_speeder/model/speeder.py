@@ -423,7 +423,8 @@ class Speeder(LLMSequentialRecommender):
         """Distinct history items of the batch, about ``reconstruction_ratio`` per sequence."""
         if self.reconstruction_ratio <= 0:
             return None
-        items = torch.unique(torch.cat([h.reshape(-1) for h in histories]).cpu())
+        flat = np.concatenate([np.asarray(h, dtype=np.int64).reshape(-1) for h in histories])
+        items = torch.unique(torch.from_numpy(flat))
         count = min(len(items), max(1, math.ceil(self.reconstruction_ratio * len(histories))))
         chosen = items[torch.randperm(len(items))[:count]]
         return self.reconstruction.build(chosen)
