@@ -4,8 +4,9 @@ MLLM-MSR's preference summaries (:mod:`recbole_speeder.model.layers.preference_s
 by the base backbone on first need and cached. This trainer
 
 - with ``summary_prefill``, summarises the history of every training sequence before the first
-  epoch (launched processes share the work), ``summary_batch_size`` histories per call, writing the cache after each call (a long
-  prefill that is stopped keeps what it made; a later run, another seed or a resumed one, reads it);
+  epoch (launched processes share the work), ``summary_batch_size`` histories per call, writing
+  the cache after each call (a long prefill that is stopped keeps what it made; a later run,
+  another seed or a resumed one, reads it);
 - summarises ahead in training: the histories of the next ``summary_batch_size /
   train_batch_size`` batches in one call, so that its generate rounds are full too;
 - subtracts the summarisation time spent inside training batches from the training time
