@@ -41,14 +41,16 @@ class TextCache:
         self.folder = os.path.join(root, f"{kind}-{identity_key({'kind': kind, **self.identity})}")
         self.entries = {}
         self.pending = {}
+        self._parts = set()  # part files already in ``entries`` (read, or written by this cache)
         self._load()
 
     def _load(self):
         if not os.path.isdir(self.folder):
             return
         for name in sorted(os.listdir(self.folder)):
-            if not (name.startswith("part-") and name.endswith(".json")):
+            if not (name.startswith("part-") and name.endswith(".json")) or name in self._parts:
                 continue
+            self._parts.add(name)
             path = os.path.join(self.folder, name)
             try:
                 with open(path, "r", encoding="utf-8") as f:
@@ -62,7 +64,8 @@ class TextCache:
             self.entries.update(part.get("entries") or {})
 
     def reload(self):
-        """Read the parts written since this cache was opened (by other processes, say)."""
+        """Read the parts written since this cache was opened or last reloaded (by other
+        processes, say); entries not yet flushed keep this cache's text."""
         self._load()
         self.entries.update(self.pending)
 
@@ -95,5 +98,6 @@ class TextCache:
         payload = json.dumps(part, ensure_ascii=False).encode("utf-8")
         name = f"part-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_counter)}.json"
         atomic_write_bytes(os.path.join(self.folder, name), payload)
+        self._parts.add(name)
         count, self.pending = len(self.pending), {}
         return count
