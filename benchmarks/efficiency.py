@@ -26,8 +26,9 @@ see :class:`BareBackbone`) and history length n it measures, at
   the real (unpadded) tokens per training sample, PPT included, beside it.
 
 ``--packed-attention`` picks the attention of packed prompts (:mod:`recbole_speeder.llm.packing`);
-``--set llm_compile=default`` compiles the decoder (``torch.compile``; give it ``--warmup 3``: the
-warm-up steps pay the compilations), best with ``--set prompt_packing=False``;
+``--set llm_compile=default`` compiles the decoder, and Speeder's MRC and SASRec teacher
+(``torch.compile``; give it ``--warmup 3``: the warm-up steps pay the compilations), best with
+``--set prompt_packing=False``;
 ``--profile`` also counts the host side of the profiled step (operators dispatched, reads of
 tensor values, kernel launches and synchronisations on a GPU).
 
