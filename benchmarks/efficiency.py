@@ -10,7 +10,8 @@ see :class:`BareBackbone`) and history length n it measures, at
 
 - training time per sample: ``model.calculate_loss`` + backward + AdamW step on the
   trainable weights (LoRA, MRC / projector, PPL), split into ``--micro-batch`` chunks with
-  gradient accumulation when the batch does not fit;
+  gradient accumulation when the batch does not fit; the batch is handed over on the host, as
+  the plugin's trainer does (the models move what they need without waiting for the device);
 - inference time per sample: ``model.candidate_scores`` on ``--candidates`` candidates, in
   each model's default evaluation mode (Speeder: one forward, the label logits of the
   answer position; the baselines: prefill + greedy generation of the title);
@@ -317,7 +318,7 @@ def count_step(model, interaction, candidates, micro, dev, training):
         counter.active = True
         for part, part_cands in _chunks(interaction, micro, None if training else candidates):
             if training:
-                model.calculate_loss(part.to(dev.device))
+                model.calculate_loss(part)  # on the host, as the trainer hands it (time_training)
             else:
                 model.candidate_scores(part.to(dev.device), part_cands.to(dev.device))
     finally:
@@ -340,7 +341,9 @@ def time_training(model, batches, warmup, micro, dev):
     def step(interaction):
         optimizer.zero_grad(set_to_none=True)
         for part, _ in _chunks(interaction, micro):
-            loss = model.calculate_loss(part.to(dev.device)) * (len(part) / len(interaction))
+            # the batch stays on the host, as the plugin's trainer leaves it: the models move what
+            # they need in non-blocking copies (trainer/llm_trainer.py)
+            loss = model.calculate_loss(part) * (len(part) / len(interaction))
             loss.backward()
         optimizer.step()
 
@@ -371,7 +374,7 @@ def profile_training(model, interaction, micro, dev, path, rows=30):
     def step():
         optimizer.zero_grad(set_to_none=True)
         for part, _ in _chunks(interaction, micro):
-            (model.calculate_loss(part.to(dev.device)) * (len(part) / len(interaction))).backward()
+            (model.calculate_loss(part) * (len(part) / len(interaction))).backward()  # host batch (time_training)
         optimizer.step()
 
     step()

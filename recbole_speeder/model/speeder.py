@@ -50,7 +50,7 @@ from recbole_speeder.model.layers.distillation import SequenceDistillation
 from recbole_speeder.model.layers.mpo import STAGE_MODALITIES, STAGE_PARTS, stage_plan
 from recbole_speeder.model.layers.mrc import MRC, rescale_to_norm
 from recbole_speeder.model.layers.spae import PositionPrompts, sample_ppt
-from recbole_speeder.prompts.base import build_inputs_embeds
+from recbole_speeder.prompts.base import build_inputs_embeds, to_device
 from recbole_speeder.prompts.hybrid import HybridPrompt
 from recbole_speeder.prompts.reconstruction import ReconstructionPrompt
 
@@ -396,7 +396,7 @@ class Speeder(LLMSequentialRecommender):
             scores = self._scores(hidden, scored)
             if self.score_loss == "catalog":
                 scores[:, 0] = float("-inf")  # [PAD] is never an answer
-                target = interaction[self.POS_ITEM_ID].to(scores.device)
+                target = to_device([interaction[self.POS_ITEM_ID]], scores.device)[0]
             else:
                 target = batch.extras["rec_target_pos"]
             loss = F.cross_entropy(scores, target)
@@ -416,7 +416,7 @@ class Speeder(LLMSequentialRecommender):
         if next(teacher.parameters()).device != device:
             teacher.to(device)
         with torch.no_grad():
-            target = teacher(interaction[self.ITEM_SEQ].to(device), interaction[self.ITEM_SEQ_LEN].to(device))
+            target = teacher(*to_device([interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]], device))
         return self.distill(last_hidden, target)
 
     def _reconstruction_prompts(self, histories):

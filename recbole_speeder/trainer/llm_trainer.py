@@ -11,6 +11,10 @@ kept):
   from lr/100 over ``warmup_ratio`` of the steps, then decays with a cosine (paper, section 2.5)
   or, with ``lr_schedule: constant``, stays;
 - ``steps_per_epoch`` caps the batches of an epoch (random batches, the loader shuffles);
+- a training batch stays on the host (the models build their prompts there and move them to the
+  GPU in one non-blocking copy) and a step's loss is read once the next step is queued, so the
+  host never waits for the GPU inside an epoch; a NaN loss still stops training, one step later
+  than RecBole's check;
 - a checkpoint is a folder ``saved/<Model>-<time>-<6 random hex digits>``
   (:mod:`~recbole_speeder.trainer.checkpoint`: LoRA adapters in peft's format, the plugin's
   own weights, the trainer state with the random generators and the data order, so that a
@@ -148,22 +152,37 @@ class _LLMTrainerCore(Trainer):
         loss_of = self.dist.loss_function(self.model)
         train_data = self.dist.shard(train_data)
         batches = tqdm(train_data, total=steps, ncols=100, desc=f"Train {epoch_idx:>4}") if show_progress else train_data
+        queued = None  # the loss of the step before, read once the next step is queued
         for interaction in self._training_batches(batches, steps):
-            interaction = interaction.to(self.device)
+            # the batch stays on the host: the models build their prompts there and move them in one
+            # non-blocking copy (a copy to the GPU here would wait for the step still running there)
             self.optimizer.zero_grad()
             loss = loss_of(interaction)
-            self._check_nan(loss)
             loss.backward()
             if self.clip_grad_norm:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
             self.optimizer.step()
             self.scheduler.step()
-            total_loss += loss.item()
+            total_loss += self._loss_value(queued)
+            queued = loss.detach()
             self.epoch_samples += len(interaction)
+        total_loss += self._loss_value(queued)
         if self.dist.enabled:  # all processes' samples; the mean loss over them
             self.epoch_samples = self.dist.sum(self.epoch_samples)
             total_loss = self.dist.sum(total_loss) / self.dist.num_processes
         return total_loss / max(1, min(steps, len(train_data)))
+
+    @staticmethod
+    def _loss_value(loss):
+        """A step's loss as a number (0 for none), read one step late so that the host never waits
+        for the step it has just queued; a NaN loss stops training as RecBole's check does (one
+        step later than RecBole, which reads every loss before its backward pass)."""
+        if loss is None:
+            return 0.0
+        value = loss.item()
+        if math.isnan(value):
+            raise ValueError("Training loss is nan")
+        return value
 
     def _training_batches(self, batches, steps):
         """The epoch's first ``steps`` batches (a subclass may look at them before training on them)."""
