@@ -34,7 +34,9 @@ see :class:`BareBackbone`) and history length n it measures, at
 tensor values, kernel launches and synchronisations on a GPU).
 
 Warm-up steps (``--warmup``) are excluded and the device is synchronised around every timed
-section. The models are the plugin's real classes, built from a RecBole ``Config`` and a
+section; ``--repeat R`` times the same timed steps R times and reports the median (the table
+shows the fastest and slowest beside it): the spread of one process's timings, which a compiled
+row gets for one compilation. The models are the plugin's real classes, built from a RecBole ``Config`` and a
 small synthetic RecBole dataset written to a temporary data home (its titles are exactly
 ``--title-tokens`` tokens long); the item ids are random and the item features (text,
 vision, SASRec) are random vectors. Speed does not depend on the weights, so random
@@ -67,6 +69,7 @@ import json
 import os
 import platform
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -330,11 +333,24 @@ def is_oom(err):
     return isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower()
 
 
-def time_training(model, batches, warmup, micro, dev):
-    """(ms per sample, peak MiB) of calculate_loss + backward + AdamW; None if nothing trains."""
+def _timed(steps, samples, repeat, dev):
+    """ms per sample of ``steps()`` (the timed steps, the device synchronised after them), measured
+    ``repeat`` times: [ms per sample of each time]."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        steps()
+        dev.sync()
+        times.append(1000.0 * (time.perf_counter() - start) / samples)
+    return times
+
+
+def time_training(model, batches, warmup, micro, dev, repeat=1):
+    """(ms per sample (the median of ``repeat`` timings of the same steps), peak MiB, every timing)
+    of calculate_loss + backward + AdamW; None if nothing trains."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
-        return None, None
+        return None, None, None
     optimizer = torch.optim.AdamW(params, lr=1e-5)
     model.train()
 
@@ -351,15 +367,11 @@ def time_training(model, batches, warmup, micro, dev):
         step(interaction)
     dev.sync()
     dev.reset_peak()
-    start = time.perf_counter()
-    for interaction in batches[warmup:]:
-        step(interaction)
-    dev.sync()
-    elapsed = time.perf_counter() - start
     samples = sum(len(b) for b in batches[warmup:])
+    times = _timed(lambda: [step(interaction) for interaction in batches[warmup:]], samples, repeat, dev)
     optimizer.zero_grad(set_to_none=True)
     del optimizer
-    return 1000.0 * elapsed / samples, dev.peak_mib()
+    return statistics.median(times), dev.peak_mib(), times
 
 
 def profile_training(model, interaction, micro, dev, path, rows=30):
@@ -428,8 +440,9 @@ def profile_summary(prof):
 
 
 @torch.no_grad()
-def time_inference(model, batches, candidates, warmup, micro, dev, prompt_length):
-    """(ms per sample, peak MiB, prompt tokens per sample) of candidate_scores."""
+def time_inference(model, batches, candidates, warmup, micro, dev, prompt_length, repeat=1):
+    """(ms per sample (the median of ``repeat`` timings), peak MiB, prompt tokens per sample, every
+    timing) of candidate_scores."""
     model.eval()
 
     def step(interaction, cands):
@@ -441,13 +454,9 @@ def time_inference(model, batches, candidates, warmup, micro, dev, prompt_length
     prompt_length.reset()
     dev.sync()
     dev.reset_peak()
-    start = time.perf_counter()
-    for interaction, cands in zip(batches[warmup:], candidates[warmup:]):
-        step(interaction, cands)
-    dev.sync()
-    elapsed = time.perf_counter() - start
     samples = sum(len(b) for b in batches[warmup:])
-    return 1000.0 * elapsed / samples, dev.peak_mib(), prompt_length.value
+    times = _timed(lambda: [step(i, c) for i, c in zip(batches[warmup:], candidates[warmup:])], samples, repeat, dev)
+    return statistics.median(times), dev.peak_mib(), prompt_length.value, times
 
 
 def random_teacher(config, dataset):
@@ -577,9 +586,9 @@ def benchmark_model(name, home, args, dtype, dev):
             candidates = [random_candidates(model.n_items, args.batch, args.candidates, generator) for _ in range(steps)]
             row = {"model": name, "n": n}
             for phase, run, micro in (
-                ("train", lambda m: time_training(model, batches, args.warmup, m, dev), args.micro_batch),
-                ("infer", lambda m: time_inference(model, batches, candidates, args.warmup, m, dev, prompt_length),
-                 args.infer_micro_batch),
+                ("train", lambda m: time_training(model, batches, args.warmup, m, dev, args.repeat), args.micro_batch),
+                ("infer", lambda m: time_inference(model, batches, candidates, args.warmup, m, dev, prompt_length,
+                                                   args.repeat), args.infer_micro_batch),
             ):
                 result = None
                 while result is None:
@@ -593,8 +602,10 @@ def benchmark_model(name, home, args, dtype, dev):
                         dev.free()
                         micro //= 2
                         if micro < 1:
-                            result = ("OOM", None, None)
+                            result = ("OOM", None, None, None)
                 row[f"{phase}_ms"], row[f"{phase}_peak_mib"], row[f"{phase}_micro_batch"] = result[0], result[1], micro
+                if args.repeat > 1 and result[-1]:
+                    row[f"{phase}_ms_runs"] = result[-1]
                 if phase == "infer":
                     row["prompt_tokens"] = result[2]
             if name in FLOP_MODELS:
@@ -627,6 +638,13 @@ def _num(value, digits=2):
     return f"{value:.{digits}f}"
 
 
+def _ms(row, phase):
+    """A row's ms per sample of ``phase``; with ``--repeat``, the fastest and slowest timing in brackets."""
+    runs = row.get(f"{phase}_ms_runs")
+    text = _num(row.get(f"{phase}_ms"), 3)
+    return f"{text} ({min(runs):.3f}-{max(runs):.3f})" if runs and len(runs) > 1 else text
+
+
 def _ratio(value, reference):
     if not isinstance(value, (int, float)) or not isinstance(reference, (int, float)) or not reference:
         return "-"
@@ -651,8 +669,10 @@ def markdown(result):
         f"batch {meta['batch']} (micro-batches: training {meta['micro_batch']}, inference "
         f"{meta.get('infer_micro_batch', meta['micro_batch'])}, halved on out-of-memory: see the last column), "
         f"{meta['candidates']} candidates, "
-        f"{meta['title_tokens']} title tokens per item, {meta['steps']} timed steps after {meta['warmup']} warm-up; "
-        f"dtype {meta['dtype']}; peak memory: {meta['memory_kind']}; random ids, features and weights"
+        f"{meta['title_tokens']} title tokens per item, {meta['steps']} timed steps after {meta['warmup']} warm-up"
+        + (f", timed {meta['repeat']} times (ms per sample: the median, the fastest-slowest in brackets); "
+           if meta.get("repeat", 1) > 1 else "; ")
+        + f"dtype {meta['dtype']}; peak memory: {meta['memory_kind']}; random ids, features and weights"
         + (f"; properties set: {', '.join(f'{k}={v}' for k, v in meta['overrides'].items())}."
            if meta.get("overrides") else "."),
         "",
@@ -673,8 +693,8 @@ def markdown(result):
     for r in rows:
         ref = speeder.get(r["n"], {})
         lines.append(
-            f"| {r['model']} | {r['n']} | {_num(r.get('prompt_tokens'), 1)} | {_num(r.get('train_ms'), 3)} | "
-            f"{_num(r.get('infer_ms'), 3)} | {_rate(r, 'train', peak)} | {_rate(r, 'infer', peak)} | "
+            f"| {r['model']} | {r['n']} | {_num(r.get('prompt_tokens'), 1)} | {_ms(r, 'train')} | "
+            f"{_ms(r, 'infer')} | {_rate(r, 'train', peak)} | {_rate(r, 'infer', peak)} | "
             f"{_num(r.get('train_tokens'), 1)} | {_num(r.get('train_peak_mib'), 0)} | {_num(r.get('infer_peak_mib'), 0)} | "
             f"{_ratio(r.get('train_ms'), ref.get('train_ms'))} | {_ratio(r.get('infer_ms'), ref.get('infer_ms'))} | "
             f"{r.get('train_micro_batch', '-') if r.get('train_ms') is not None else '-'} / {r.get('infer_micro_batch', '-')} |"
@@ -820,6 +840,9 @@ def parse_args(argv=None):
                         help="inference: score each batch in chunks of this size (default: --micro-batch)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps before them")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="time the same timed steps this many times: ms per sample is the median, the "
+                             "table shows the fastest and slowest beside it (a compiled row compiles once)")
     parser.add_argument("--items", type=int, default=1000, help="items of the synthetic dataset")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bf16 on GPU, fp32 on CPU)")
@@ -846,8 +869,9 @@ def parse_args(argv=None):
     unknown = [m for m in args.models if m not in MODELS]
     if unknown:
         parser.error(f"--models: unknown {unknown}; choose from {', '.join(MODELS)}")
-    if args.title_tokens < 1 or args.candidates < 2 or args.batch < 1 or args.steps < 1 or args.warmup < 0:
-        parser.error("--title-tokens, --batch, --steps must be >= 1, --candidates >= 2, --warmup >= 0")
+    if (args.title_tokens < 1 or args.candidates < 2 or args.batch < 1 or args.steps < 1 or args.warmup < 0
+            or args.repeat < 1):
+        parser.error("--title-tokens, --batch, --steps, --repeat must be >= 1, --candidates >= 2, --warmup >= 0")
     from recbole_speeder.cli import parse_overrides
     from recbole_speeder.errors import SpeederError
 
@@ -896,7 +920,7 @@ def main(argv=None):
             "dtype": str(dtype).replace("torch.", ""), "batch": args.batch, "micro_batch": args.micro_batch,
             "infer_micro_batch": args.infer_micro_batch,
             "candidates": args.candidates, "title_tokens": args.title_tokens, "steps": args.steps,
-            "warmup": args.warmup, "memory_kind": dev.memory_kind, "torch": torch.__version__,
+            "warmup": args.warmup, "repeat": args.repeat, "memory_kind": dev.memory_kind, "torch": torch.__version__,
             "seed": args.seed, "overrides": args.overrides, "peak_tflops": args.peak_tflops,
             "packed_attention": args.packed_attention or "auto",
         },

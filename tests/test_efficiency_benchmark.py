@@ -66,11 +66,28 @@ def test_benchmark_runs_every_model_on_cpu_and_writes_table_and_plot(efficiency,
     assert (merged / "efficiency.md").read_text() == table
 
 
+def test_repeat_times_the_same_steps_again_and_reports_the_median_and_the_range(efficiency, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert efficiency.main(["--backbone", "tiny", "--models", "Backbone", "--history", "2", "--batch", "2",
+                            "--steps", "1", "--warmup", "0", "--repeat", "3", "--title-tokens", "4", "--items", "40",
+                            "--device", "cpu", "--out", "rep"]) == 0
+    result = json.loads((tmp_path / "rep" / "efficiency.json").read_text())
+    (row,) = result["rows"]
+    for phase in ("train", "infer"):
+        runs = row[f"{phase}_ms_runs"]
+        assert len(runs) == 3 and row[f"{phase}_ms"] == sorted(runs)[1]
+    table = (tmp_path / "rep" / "efficiency.md").read_text()
+    assert f"{row['train_ms']:.3f} ({min(row['train_ms_runs']):.3f}-{max(row['train_ms_runs']):.3f})" in table
+    assert "timed 3 times" in table and result["meta"]["repeat"] == 3
+
+
 def test_bad_options_are_refused(efficiency):
     with pytest.raises(SystemExit):
         efficiency.parse_args(["--history", "5,x"])
     with pytest.raises(SystemExit):
         efficiency.parse_args(["--models", "Speeder,GPT5"])
+    with pytest.raises(SystemExit):
+        efficiency.parse_args(["--repeat", "0"])
 
 
 def test_set_changes_the_models_and_profile_writes_a_table(efficiency, tmp_path, monkeypatch):

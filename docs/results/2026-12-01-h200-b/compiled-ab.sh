@@ -1,6 +1,6 @@
 #!/bin/bash
 # Issue 18, for a later session (not run yet): the compiled SmolLM2-shape step before and after host-batch.patch,
-# alternated (before, after, before, after) with 10 timed steps each, alone on GPU 0; then the same step with
+# alternated (before, after, before, after), 10 timed steps timed 3 times each (--repeat), alone on GPU 0; then the same step with
 # llm_compile=reduce-overhead (CUDA graphs) after. Each compiled row pays ~5 min of compilation on its warm-up
 # steps (seen 2026-12-01), so this is ~25 minutes: one session's device time, or GPU 1 of an x2 (the host shared).
 #   bash docs/results/prepare-device.sh 1; bash docs/results/prepare-device.sh 2
@@ -11,7 +11,7 @@ source docs/results/device-lib.sh
 guard ${GUARD_S:-1500}
 rm -rf /tmp/before && cp -r /tmp/work /tmp/before
 (cd /tmp/before && patch -R -p1 < docs/results/2026-12-01-h200-b/host-batch.patch > $J/patch.log 2>&1); stamp "before tree: patch -R exit $?"
-S="--backbone smollm2-shape --models Backbone,Speeder --history 10 --set prompt_packing=False --warmup 3 --steps 10"
+S="--backbone smollm2-shape --models Backbone,Speeder --history 10 --set prompt_packing=False --warmup 3 --steps 10 --repeat 3"
 for round in 1 2; do
   (cd /tmp/before && speed 0 before-compile-$round $S --set llm_compile=default)
   speed 0 after-compile-$round $S --set llm_compile=default
