@@ -31,6 +31,13 @@ speed() {
   stamp "end speed $name: exit $?"
 }
 
+# before_tree PATCH: /tmp/before, a copy of /tmp/work with PATCH (a path in the tree) reversed: the code
+# before a change, for timing both on one machine
+before_tree() {
+  rm -rf /tmp/before && cp -r /tmp/work /tmp/before
+  (cd /tmp/before && patch -R -p1 < "$1" > $J/patch.log 2>&1); stamp "before tree: patch -R $1: exit $?"
+}
+
 # gemma_ready: the Gemma-3-270M GGUF is joined (prepare-device.sh gemma) and transformers 5.23 installed
 gemma_ready() { [ -f /tmp/gemma/READY ] && [ -d /tmp/site-gemma/transformers ]; }
 

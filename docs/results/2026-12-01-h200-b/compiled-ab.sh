@@ -9,8 +9,7 @@
 set -u
 source docs/results/device-lib.sh
 guard ${GUARD_S:-1500}
-rm -rf /tmp/before && cp -r /tmp/work /tmp/before
-(cd /tmp/before && patch -R -p1 < docs/results/2026-12-01-h200-b/host-batch.patch > $J/patch.log 2>&1); stamp "before tree: patch -R exit $?"
+before_tree docs/results/2026-12-01-h200-b/host-batch.patch
 S="--backbone smollm2-shape --models Backbone,Speeder --history 10 --set prompt_packing=False --warmup 3 --steps 10 --repeat 3"
 for round in 1 2; do
   (cd /tmp/before && speed 0 before-compile-$round $S --set llm_compile=default)
