@@ -672,7 +672,10 @@ def markdown(result):
         f"{meta['title_tokens']} title tokens per item, {meta['steps']} timed steps after {meta['warmup']} warm-up"
         + (f", timed {meta['repeat']} times (ms per sample: the median, the fastest-slowest in brackets); "
            if meta.get("repeat", 1) > 1 else "; ")
-        + f"dtype {meta['dtype']}; peak memory: {meta['memory_kind']}; random ids, features and weights"
+        + f"dtype {meta['dtype']}"
+        + (f", float32 matrix products at precision {meta['float32_matmul_precision']}"
+           if meta.get("float32_matmul_precision", "highest") != "highest" else "")
+        + f"; peak memory: {meta['memory_kind']}; random ids, features and weights"
         + (f"; properties set: {', '.join(f'{k}={v}' for k, v in meta['overrides'].items())}."
            if meta.get("overrides") else "."),
         "",
@@ -712,7 +715,13 @@ def markdown(result):
     return "\n".join(lines) + "\n"
 
 
-SETTING_KEYS = ("backbone", "device_name", "dtype", "batch", "candidates", "title_tokens", "overrides")
+SETTING_KEYS = ("backbone", "device_name", "dtype", "batch", "candidates", "title_tokens", "overrides",
+                "float32_matmul_precision")
+
+
+def _setting(result, key):
+    """A run's setting ``key`` (runs saved before a setting existed had its default)."""
+    return result["meta"].get(key, "highest" if key == "float32_matmul_precision" else None)
 
 
 def merge_results(folders):
@@ -729,7 +738,7 @@ def merge_results(folders):
         if merged is None:
             merged = result
         else:
-            differ = [k for k in SETTING_KEYS if result["meta"].get(k) != merged["meta"].get(k)]
+            differ = [k for k in SETTING_KEYS if _setting(result, k) != _setting(merged, k)]
             if differ:
                 raise SystemExit(f"--replot: {path} was measured with other settings ({', '.join(differ)}).")
         for row in result["rows"]:
@@ -854,6 +863,9 @@ def parse_args(argv=None):
     parser.add_argument("--peak-tflops", type=float, default=790.0,
                         help="peak of the %% column of the TFLOP/s columns (default 790: an H200's bf16 dense "
                              "matrix product as measured; 0 = no %%)")
+    parser.add_argument("--float32-matmul-precision", default="highest", choices=("highest", "high", "medium"),
+                        help="torch.set_float32_matmul_precision for the run: high lets float32 matrix products "
+                             "(LoRA's adapters, MRC, the scoring head, the SASRec teacher) use TF32 on a GPU")
     parser.add_argument("--packed-attention", default=None, choices=("auto", "varlen", "grouped"),
                         help="attention of packed prompts (recbole_speeder.llm.packing; default auto)")
     parser.add_argument("--profile", action="store_true",
@@ -898,6 +910,7 @@ def main(argv=None):
 
         packing.ATTENTION = args.packed_attention
     dev = Device(args.device)
+    torch.set_float32_matmul_precision(args.float32_matmul_precision)
     dtype = getattr(torch, args.dtype) if args.dtype else (torch.bfloat16 if dev.cuda else torch.float32)
     shape = args.backbone in SHAPES
     args.llm_path = RANDOM_PREFIX + args.backbone if shape else args.backbone
@@ -923,6 +936,7 @@ def main(argv=None):
             "warmup": args.warmup, "repeat": args.repeat, "memory_kind": dev.memory_kind, "torch": torch.__version__,
             "seed": args.seed, "overrides": args.overrides, "peak_tflops": args.peak_tflops,
             "packed_attention": args.packed_attention or "auto",
+            "float32_matmul_precision": args.float32_matmul_precision,
         },
         "rows": rows,
     }

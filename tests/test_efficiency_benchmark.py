@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from conftest import load_benchmark_script
 
@@ -66,7 +67,7 @@ def test_benchmark_runs_every_model_on_cpu_and_writes_table_and_plot(efficiency,
     assert (merged / "efficiency.md").read_text() == table
 
 
-def test_repeat_times_the_same_steps_again_and_reports_the_median_and_the_range(efficiency, tmp_path, monkeypatch):
+def test_repeat_reports_the_median_and_range_and_matmul_precision_is_a_setting(efficiency, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert efficiency.main(["--backbone", "tiny", "--models", "Backbone", "--history", "2", "--batch", "2",
                             "--steps", "1", "--warmup", "0", "--repeat", "3", "--title-tokens", "4", "--items", "40",
@@ -79,6 +80,16 @@ def test_repeat_times_the_same_steps_again_and_reports_the_median_and_the_range(
     table = (tmp_path / "rep" / "efficiency.md").read_text()
     assert f"{row['train_ms']:.3f} ({min(row['train_ms_runs']):.3f}-{max(row['train_ms_runs']):.3f})" in table
     assert "timed 3 times" in table and result["meta"]["repeat"] == 3
+    # --float32-matmul-precision is recorded, and runs with another precision are not merged into one table
+    try:
+        assert efficiency.main(["--backbone", "tiny", "--models", "Backbone", "--history", "2", "--batch", "2",
+                                "--steps", "1", "--warmup", "0", "--title-tokens", "4", "--items", "40",
+                                "--device", "cpu", "--float32-matmul-precision", "high", "--out", "high"]) == 0
+    finally:  # a process-wide setting: the tests after this one run at the default
+        torch.set_float32_matmul_precision("highest")
+    assert "float32 matrix products at precision high" in (tmp_path / "high" / "efficiency.md").read_text()
+    with pytest.raises(SystemExit, match="float32_matmul_precision"):
+        efficiency.main(["--replot", f"{tmp_path / 'rep'},{tmp_path / 'high'}", "--out", "merged"])
 
 
 def test_bad_options_are_refused(efficiency):

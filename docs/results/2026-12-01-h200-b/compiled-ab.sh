@@ -1,7 +1,8 @@
 #!/bin/bash
 # Issue 18, for a later session (not run yet): the compiled SmolLM2-shape step before and after host-batch.patch,
 # alternated (before, after, before, after), 10 timed steps timed 3 times each (--repeat), alone on GPU 0; then the same step with
-# llm_compile=reduce-overhead (CUDA graphs) after. Each compiled row pays ~5 min of compilation on its warm-up
+# llm_compile=reduce-overhead (CUDA graphs) after, and with TF32 for the float32 matrix products (LoRA's
+# adapters, MRC, the scoring head, the teacher: about 3 ms of the step's 33 ms of kernels ran as float32 GEMMs). Each compiled row pays ~5 min of compilation on its warm-up
 # steps (seen 2026-12-01), so this is ~25 minutes: one session's device time, or GPU 1 of an x2 (the host shared).
 #   bash docs/results/prepare-device.sh 1; bash docs/results/prepare-device.sh 2
 #   bash docs/results/prepare-device.sh 3 && GUARD_S=1500 bash docs/results/launch-timeline.sh docs/results/2026-12-01-h200-b/compiled-ab.sh
@@ -16,5 +17,6 @@ for round in 1 2; do
   speed 0 after-compile-$round $S --set llm_compile=default
 done
 speed 0 after-reduce-overhead $S --set llm_compile=reduce-overhead --profile
+speed 0 after-reduce-overhead-tf32 $S --set llm_compile=reduce-overhead --float32-matmul-precision high
 stop_guard
 touch $J/DONE
