@@ -36,8 +36,8 @@ tensor values, kernel launches and synchronisations on a GPU).
 Warm-up steps (``--warmup``) are excluded and the device is synchronised around every timed
 section; ``--repeat R`` times the same timed steps R times and reports the median (the table
 shows the fastest and slowest beside it): the spread of one process's timings, which a compiled
-row gets for one compilation. The models are the plugin's real classes, built from a RecBole ``Config`` and a
-small synthetic RecBole dataset written to a temporary data home (its titles are exactly
+row gets for one compilation. The models are the plugin's real classes, built from a RecBole
+``Config`` and a small synthetic RecBole dataset written to a temporary data home (its titles are exactly
 ``--title-tokens`` tokens long); the item ids are random and the item features (text,
 vision, SASRec) are random vectors. Speed does not depend on the weights, so random
 weights give the same times as trained ones, with one caveat: a random model never ends
@@ -367,8 +367,11 @@ def time_training(model, batches, warmup, micro, dev, repeat=1):
         step(interaction)
     dev.sync()
     dev.reset_peak()
-    samples = sum(len(b) for b in batches[warmup:])
-    times = _timed(lambda: [step(interaction) for interaction in batches[warmup:]], samples, repeat, dev)
+    def timed_steps():
+        for interaction in batches[warmup:]:
+            step(interaction)
+
+    times = _timed(timed_steps, sum(len(b) for b in batches[warmup:]), repeat, dev)
     optimizer.zero_grad(set_to_none=True)
     del optimizer
     return statistics.median(times), dev.peak_mib(), times
@@ -454,8 +457,11 @@ def time_inference(model, batches, candidates, warmup, micro, dev, prompt_length
     prompt_length.reset()
     dev.sync()
     dev.reset_peak()
-    samples = sum(len(b) for b in batches[warmup:])
-    times = _timed(lambda: [step(i, c) for i, c in zip(batches[warmup:], candidates[warmup:])], samples, repeat, dev)
+    def timed_steps():
+        for interaction, cands in zip(batches[warmup:], candidates[warmup:]):
+            step(interaction, cands)
+
+    times = _timed(timed_steps, sum(len(b) for b in batches[warmup:]), repeat, dev)
     return statistics.median(times), dev.peak_mib(), prompt_length.value, times
 
 
