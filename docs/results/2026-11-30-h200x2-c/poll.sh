@@ -1,7 +1,7 @@
 #!/bin/bash
 # Progress of timeline.sh: each Speeder run's validation VHR@1 after every 100 steps, its last PPT /
 # reconstruction accuracies and its test result; the speed tables; GPU use; then every log and
-# table of /tmp/jobs in $OUT/jobs.tgz.
+# table of /tmp/jobs in $OUT/jobs.tgz, and a packed summary cache (/tmp/cache-out) when there is one.
 #   WAIT=540 bash docs/results/2026-11-30-h200x2-c/poll.sh
 J=/tmp/jobs
 # WAIT=S: first wait up to S seconds for the timeline to finish (keeps the machine held)
@@ -17,4 +17,6 @@ grep -h "^| Speeder\|^| Backbone" $J/speed/*/efficiency.md 2>/dev/null
 grep -h "Traceback\|Error" $J/*.log | head -5
 nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader
 tar czf $OUT/jobs.tgz -C $J . 2>/dev/null
+# a packed MLLM-MSR summary cache (../2026-12-01-h200/mllmmsr-cache.sh into /tmp/cache-out) comes back too
+[ -d /tmp/cache-out ] && cp /tmp/cache-out/* $OUT/ 2>/dev/null && ls -la $OUT/summaries.tar.xz.* 2>/dev/null
 ls -la $OUT/jobs.tgz
