@@ -7,8 +7,8 @@
 #     && bash docs/results/launch-timeline.sh docs/results/mllmmsr-fair-row.sh   # carry .gguf/smollm2.part.ac, .mllmmsr-cache
 # 1. the summaries made so far (unpacked into /tmp/mllmmsr-cache) go into the dataset's feature folder;
 # 2. the rest of the prefill: one process per GPU under torchrun (histories shared out by their first block),
-#    --epochs=0; the cache is then packed into /tmp/cache-out (bring it back with `cp /tmp/cache-out/* $OUT/` in the
-#    call that polls), so that it survives the machine;
+#    --epochs=0; the cache is then packed into /tmp/cache-out (the next poll.sh brings it back into $OUT),
+#    so that it survives the machine;
 # 3. seeds 2020, 2021, 2022 of MLLMMSR with the recipe, one process each, spread over the GPUs.
 # Poll with WAIT=540 bash docs/results/2026-11-30-h200x2-c/poll.sh (MLLM-MSR's logs are in its jobs.tgz).
 set -u

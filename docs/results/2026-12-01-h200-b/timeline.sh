@@ -10,7 +10,7 @@
 #    - the rest of MLLM-MSR's summary prefill (recipes/ml-100k-gpu-mllmmsr.yaml --epochs=0), starting from the
 #      summaries carried in .mllmmsr-cache (unpacked into /tmp/mllmmsr-cache).
 # SPEED_ROWS=0 skips step 1. The guard stops what still runs after GUARD_S seconds; the summary cache is then packed into /tmp/cache-out
-# (bring it back with `cp /tmp/cache-out/* $OUT/` in the call that polls).
+# (../2026-11-30-h200x2-c/poll.sh brings it back into $OUT).
 set -u
 source docs/results/device-lib.sh
 RECIPE=recbole_speeder/properties/recipes/ml-100k-gpu-distill.yaml
