@@ -45,14 +45,14 @@ class MLLMMSRTrainer(LLMTrainer):
         summarizer, dist = self.model.summarizer, self.dist
         windows = self.model.summary_windows(train_data._dataset.inter_feat)
         # histories that share a summary share their first block: one process makes all of them
-        first = summarizer.block_size
-        mine = [w for w in windows if hash(tuple(w[:first])) % dist.num_processes == dist.process_index]
+        block = summarizer.block_size
+        mine = [w for w in windows if hash(tuple(w[:block])) % dist.num_processes == dist.process_index]
         start, generated = time.perf_counter(), summarizer.generated
-        for first in range(0, len(mine), summarizer.batch_size):
-            summarizer.summarize(mine[first:first + summarizer.batch_size])
+        for offset in range(0, len(mine), summarizer.batch_size):
+            summarizer.summarize(mine[offset:offset + summarizer.batch_size])
             summarizer.cache.flush()
             self.logger.info(set_color("summary prefill", "green")
-                             + f": {min(first + summarizer.batch_size, len(mine))} / {len(mine)} training "
+                             + f": {min(offset + summarizer.batch_size, len(mine))} / {len(mine)} training "
                              f"histories, {summarizer.generated - generated} summaries generated, "
                              f"{time.perf_counter() - start:.1f} s")
         if dist.enabled:
