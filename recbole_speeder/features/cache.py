@@ -69,20 +69,31 @@ def file_signature(path):
     return [os.path.basename(path), stat.st_size, stat.st_mtime_ns]
 
 
+def _folder_files(path):
+    """(name, path, stat) of every file of a folder, by name; None when it is not a folder."""
+    if not os.path.isdir(path):
+        return None
+    files = ((name, os.path.join(path, name)) for name in sorted(os.listdir(path)))
+    return [(name, full, os.stat(full)) for name, full in files if os.path.isfile(full)]
+
+
+def folder_signature(path):
+    """Sizes and mtimes of a local model folder's files (a changed checkpoint changes the key)."""
+    files = _folder_files(path)
+    return None if files is None else [[name, stat.st_size, stat.st_mtime_ns] for name, _, stat in files]
+
+
 _digests = {}  # (path, size, mtime) -> sha256 of the file's bytes, read once per process
 
 
 def folder_digest(path):
     """[name, sha256] of every file of a model folder, None when it is not a folder: an identity
     that a copy of the same model on another machine (new mtimes) shares."""
-    if not os.path.isdir(path):
+    files = _folder_files(path)
+    if files is None:
         return None
     entries = []
-    for name in sorted(os.listdir(path)):
-        full = os.path.join(path, name)
-        if not os.path.isfile(full):
-            continue
-        stat = os.stat(full)
+    for name, full, stat in files:
         key = (os.path.abspath(full), stat.st_size, stat.st_mtime_ns)
         if key not in _digests:
             digest = hashlib.sha256()

@@ -29,8 +29,8 @@ import torch
 
 from recbole_speeder.data.item_table import image_paths, read_item_table
 from recbole_speeder.errors import ConfigError
-from recbole_speeder.features.cache import file_signature, fingerprint
-from recbole_speeder.features.text import folder_signature, resolve_device
+from recbole_speeder.features.cache import file_signature, fingerprint, folder_signature
+from recbole_speeder.features.text import resolve_device
 from recbole_speeder.features.text_cache import TextCache
 from recbole_speeder.features.vision import read_image
 

@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from recbole_speeder.errors import ConfigError
+from recbole_speeder.features.cache import folder_signature
 
 logger = logging.getLogger(__name__)
 
@@ -44,19 +45,6 @@ def resolve_device(device=None):
     if device in (None, "auto", ""):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def folder_signature(path):
-    """Sizes and mtimes of a local model folder's files (a changed checkpoint changes the key)."""
-    if not os.path.isdir(path):
-        return None
-    entries = []
-    for name in sorted(os.listdir(path)):
-        full = os.path.join(path, name)
-        if os.path.isfile(full):
-            stat = os.stat(full)
-            entries.append([name, stat.st_size, stat.st_mtime_ns])
-    return entries
 
 
 def mean_pool(hidden, attention_mask):

@@ -23,7 +23,8 @@ import torch
 from tqdm import tqdm
 
 from recbole_speeder.errors import ConfigError
-from recbole_speeder.features.text import folder_signature, resolve_device
+from recbole_speeder.features.cache import folder_signature
+from recbole_speeder.features.text import resolve_device
 
 logger = logging.getLogger(__name__)
 
