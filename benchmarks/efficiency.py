@@ -677,10 +677,10 @@ def markdown(result):
         f"{meta['candidates']} candidates, "
         f"{meta['title_tokens']} title tokens per item, {meta['steps']} timed steps after {meta['warmup']} warm-up"
         + (f", timed {meta['repeat']} times (ms per sample: the median, the fastest-slowest in brackets); "
-           if meta.get("repeat", 1) > 1 else "; ")
+           if _setting(result, "repeat") > 1 else "; ")
         + f"dtype {meta['dtype']}"
         + (f", float32 matrix products at precision {meta['float32_matmul_precision']}"
-           if meta.get("float32_matmul_precision", "highest") != "highest" else "")
+           if _setting(result, "float32_matmul_precision") != SETTING_DEFAULTS["float32_matmul_precision"] else "")
         + f"; peak memory: {meta['memory_kind']}; random ids, features and weights"
         + (f"; properties set: {', '.join(f'{k}={v}' for k, v in meta['overrides'].items())}."
            if meta.get("overrides") else "."),
@@ -725,9 +725,12 @@ SETTING_KEYS = ("backbone", "device_name", "dtype", "batch", "candidates", "titl
                 "float32_matmul_precision")
 
 
+SETTING_DEFAULTS = {"float32_matmul_precision": "highest", "repeat": 1}  # of runs saved before the setting existed
+
+
 def _setting(result, key):
     """A run's setting ``key`` (runs saved before a setting existed had its default)."""
-    return result["meta"].get(key, "highest" if key == "float32_matmul_precision" else None)
+    return result["meta"].get(key, SETTING_DEFAULTS.get(key))
 
 
 def merge_results(folders):
