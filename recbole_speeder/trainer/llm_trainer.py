@@ -172,17 +172,14 @@ class _LLMTrainerCore(Trainer):
             total_loss = self.dist.sum(total_loss) / self.dist.num_processes
         return total_loss / max(1, min(steps, len(train_data)))
 
-    @staticmethod
-    def _loss_value(loss):
+    def _loss_value(self, loss):
         """A step's loss as a number (0 for none), read one step late so that the host never waits
-        for the step it has just queued; a NaN loss stops training as RecBole's check does (one
-        step later than RecBole, which reads every loss before its backward pass)."""
+        for the step it has just queued; a NaN loss stops training by RecBole's own check (one step
+        later than RecBole, which checks every loss before its backward pass)."""
         if loss is None:
             return 0.0
-        value = loss.item()
-        if math.isnan(value):
-            raise ValueError("Training loss is nan")
-        return value
+        self._check_nan(loss)
+        return loss.item()
 
     def _training_batches(self, batches, steps):
         """The epoch's first ``steps`` batches (a subclass may look at them before training on them)."""
