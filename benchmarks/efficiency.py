@@ -8,8 +8,8 @@ fed random tokens as many as Speeder's prompt, the reference for the plugin's ow
 see :class:`BareBackbone`) and history length n it measures, at
 ``--batch`` sequences per step:
 
-- training time per sample: ``model.calculate_loss`` + backward + AdamW step on the
-  trainable weights (LoRA, MRC / projector, PPL), split into ``--micro-batch`` chunks with
+- training time per sample: ``model.calculate_loss`` + backward + AdamW step (fused on a GPU,
+  as the plugin's trainer runs it) on the trainable weights (LoRA, MRC / projector, PPL), split into ``--micro-batch`` chunks with
   gradient accumulation when the batch does not fit; the batch is handed over on the host, as
   the plugin's trainer does (the models move what they need without waiting for the device);
 - inference time per sample: ``model.candidate_scores`` on ``--candidates`` candidates, in
@@ -345,13 +345,25 @@ def _timed(steps, samples, repeat, dev):
     return times
 
 
+def training_optimizer(params):
+    """AdamW as the plugin's trainer runs it: fused on a GPU (``fused_adam``)."""
+    from recbole_speeder.trainer.llm_trainer import fused_adam
+
+    return fused_adam(torch.optim.AdamW(params, lr=1e-5))
+
+
+def optimizer_setting(dev):
+    """The optimizer of the timed steps, as the table's setting ``optimizer``."""
+    return "AdamW, fused" if dev.cuda else "AdamW"
+
+
 def time_training(model, batches, warmup, micro, dev, repeat=1):
     """(ms per sample (the median of ``repeat`` timings of the same steps), peak MiB, every timing)
     of calculate_loss + backward + AdamW; None if nothing trains."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         return None, None, None
-    optimizer = torch.optim.AdamW(params, lr=1e-5)
+    optimizer = training_optimizer(params)
     model.train()
 
     def step(interaction):
@@ -383,7 +395,7 @@ def profile_training(model, interaction, micro, dev, path, rows=30):
     from torch.profiler import ProfilerActivity, profile
 
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-5)
+    optimizer = training_optimizer(params)
     model.train()
 
     def step():
@@ -678,7 +690,7 @@ def markdown(result):
         f"{meta['title_tokens']} title tokens per item, {meta['steps']} timed steps after {meta['warmup']} warm-up"
         + (f", timed {meta['repeat']} times (ms per sample: the median, the fastest-slowest in brackets); "
            if _setting(result, "repeat") > 1 else "; ")
-        + f"dtype {meta['dtype']}"
+        + f"dtype {meta['dtype']}; optimizer {_setting(result, 'optimizer')}"
         + (f", float32 matrix products at precision {meta['float32_matmul_precision']}"
            if _setting(result, "float32_matmul_precision") != SETTING_DEFAULTS["float32_matmul_precision"] else "")
         + f"; peak memory: {meta['memory_kind']}; random ids, features and weights"
@@ -722,10 +734,11 @@ def markdown(result):
 
 
 SETTING_KEYS = ("backbone", "device_name", "dtype", "batch", "candidates", "title_tokens", "overrides",
-                "float32_matmul_precision")
+                "float32_matmul_precision", "optimizer")
 
 
-SETTING_DEFAULTS = {"float32_matmul_precision": "highest", "repeat": 1}  # of runs saved before the setting existed
+SETTING_DEFAULTS = {"float32_matmul_precision": "highest", "repeat": 1,  # of runs saved before the setting existed
+                    "optimizer": "AdamW"}
 
 
 def _setting(result, key):
@@ -945,7 +958,7 @@ def main(argv=None):
             "warmup": args.warmup, "repeat": args.repeat, "memory_kind": dev.memory_kind, "torch": torch.__version__,
             "seed": args.seed, "overrides": args.overrides, "peak_tflops": args.peak_tflops,
             "packed_attention": args.packed_attention or "auto",
-            "float32_matmul_precision": args.float32_matmul_precision,
+            "float32_matmul_precision": args.float32_matmul_precision, "optimizer": optimizer_setting(dev),
         },
         "rows": rows,
     }

@@ -90,6 +90,17 @@ def test_repeat_reports_the_median_and_range_and_matmul_precision_is_a_setting(e
     assert "float32 matrix products at precision high" in (tmp_path / "high" / "efficiency.md").read_text()
     with pytest.raises(SystemExit, match="float32_matmul_precision"):
         efficiency.main(["--replot", f"{tmp_path / 'rep'},{tmp_path / 'high'}", "--out", "merged"])
+    # the optimizer is a setting too: AdamW on the CPU (runs saved before it existed read as that), the fused
+    # AdamW the trainer runs on a GPU is another table
+    assert result["meta"]["optimizer"] == "AdamW" and "optimizer AdamW;" in table
+    for name, optimizer in (("old", None), ("gpu", "AdamW, fused")):
+        meta = {k: v for k, v in result["meta"].items() if k != "optimizer"}
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "efficiency.json").write_text(json.dumps(
+            dict(result, meta=dict(meta, **({"optimizer": optimizer} if optimizer else {})))))
+    assert efficiency.main(["--replot", f"{tmp_path / 'rep'},{tmp_path / 'old'}", "--out", "same"]) == 0
+    with pytest.raises(SystemExit, match="optimizer"):
+        efficiency.main(["--replot", f"{tmp_path / 'rep'},{tmp_path / 'gpu'}", "--out", "merged"])
 
 
 def test_bad_options_are_refused(efficiency):

@@ -53,8 +53,8 @@ def test_speeder_checkpoint_round_trip_and_resume(speeder_config):
 
 
 def test_llm_compile_trains_and_scores_as_the_eager_decoder(speeder_config):
-    """``llm_compile: default`` (real inductor on the CPU) compiles the decoder, MRC and the SASRec
-    teacher: one stage-3 epoch with left padding ends at the eager run's numbers when nothing random
+    """``llm_compile: default`` (real inductor on the CPU) compiles the decoder, MRC, the scoring head,
+    the SASRec teacher and the distillation projection: one stage-3 epoch with left padding ends at the eager run's numbers when nothing random
     runs inside them (compiled dropout draws its own random numbers), and a compiled run with
     dropout repeats its own numbers."""
     config = dict(speeder_config, mpo_stages=[3], stage_epochs=[0, 0, 1], prompt_packing=False, lora_dropout=0.0,
@@ -65,7 +65,7 @@ def test_llm_compile_trains_and_scores_as_the_eager_decoder(speeder_config):
         assert compiled[split]["vhr@1"] == eager[split]["vhr@1"]
         assert compiled[split]["mrr"] == pytest.approx(eager[split]["mrr"], abs=1e-4)
     _, _, model, _ = build(dict(config, llm_compile="default"))
-    compiled_modules = [model.mrc, model.sequence_teacher, model.llm.get_base_model().model]
+    compiled_modules = [model.mrc, model.head, model.sequence_teacher, model.distill, model.llm.get_base_model().model]
     assert all(m._compiled_call_impl is not None for m in compiled_modules)
     dropout = dict(config, llm_compile="default", lora_dropout=0.05, mome_dropout=0.1)
     first, second = (run(model="Speeder", dataset="tiny", config_dict=dropout) for _ in range(2))

@@ -70,3 +70,37 @@ def test_a_nan_loss_still_stops_training(fast_config, tiny_llm_dir, monkeypatch)
     monkeypatch.setattr(Speeder, "calculate_loss", nan_on_second_step)
     with pytest.raises(ValueError, match="Training loss is nan"):
         run(model="Speeder", dataset="tiny", config_dict=dict(STAGE_1, **fast_config, llm_path=tiny_llm_dir))
+
+
+def test_fused_adam_keeps_the_groups_and_steps_as_the_multi_tensor_form():
+    """On a GPU the trainer's Adam / AdamW run fused (one kernel per group, not ~15): the rebuilt
+    optimizer keeps every group's parameters and learning rate and takes the same step (checked on
+    the CPU, where torch has the fused form too); other optimizers and devices are left alone."""
+    import torch
+
+    from recbole_speeder.trainer.llm_trainer import fused_adam
+
+    def model():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+
+    def groups(net):
+        return [{"params": list(net[0].parameters())}, {"params": list(net[1].parameters()), "lr": 0.5}]
+
+    plain_net, fused_net = model(), model()
+    plain = torch.optim.AdamW(groups(plain_net), lr=0.1, weight_decay=0.01)
+    fused = fused_adam(torch.optim.AdamW(groups(fused_net), lr=0.1, weight_decay=0.01), device_types=("cpu",))
+    assert all(g["fused"] for g in fused.param_groups) and [g["lr"] for g in fused.param_groups] == [0.1, 0.5]
+    assert [p for g in fused.param_groups for p in g["params"]] == list(fused_net.parameters())
+    x = torch.randn(8, 4)
+    for net, optimizer in ((plain_net, plain), (fused_net, fused)):
+        for _ in range(3):
+            optimizer.zero_grad()
+            net(x).square().sum().backward()
+            optimizer.step()
+    for a, b in zip(plain_net.parameters(), fused_net.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+    sgd = torch.optim.SGD(model().parameters(), lr=0.1)
+    assert fused_adam(sgd, device_types=("cpu",)) is sgd
+    on_cpu = torch.optim.Adam(model().parameters())
+    assert fused_adam(on_cpu) is on_cpu  # default: fused on a GPU only

@@ -127,7 +127,7 @@ class Speeder(LLMSequentialRecommender):
             self.distill = SequenceDistillation(hidden, int(teacher.hidden_size))
         # llm_compile also compiles the other networks of every training step (their operators
         # outnumber a compiled decoder's at a small backbone's shape, docs/benchmarks.md)
-        for module in [self.mrc] + ([self.sequence_teacher] if self.distill_weight > 0 else []):
+        for module in self._step_networks():
             compile_module(module, config["llm_compile"] or "none", device=config["device"])
         self.prompt = HybridPrompt(
             self.tokenizer,
@@ -201,6 +201,12 @@ class Speeder(LLMSequentialRecommender):
             for p in module.parameters() if module is not None else ():
                 p.requires_grad_(True)
         self._fused_cache = None
+
+    def _step_networks(self):
+        """The networks besides the decoder that run in a training step: MRC, the scoring head,
+        the SASRec teacher and the distillation projection (those that are built)."""
+        networks = [self.mrc] + ([self.head] if self.answer_head == "score" else [])
+        return networks + ([self.sequence_teacher, self.distill] if self.distill_weight > 0 else [])
 
     def reconstructs(self):
         """Whether the reconstruction task trains in the current stage."""

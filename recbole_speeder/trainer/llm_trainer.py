@@ -7,7 +7,8 @@ kept):
   with :class:`~recbole_speeder.evaluation.candidate_eval.CandidateEvaluator`; early stopping
   follows ``valid_metric`` among them (default ``vhr@1``);
 - only parameters with ``requires_grad`` are optimised, in the model's ``optimizer_groups``
-  (Speeder's MRC and PPL may take ``plugin_learning_rate``); the learning rate warms up linearly
+  (Speeder's MRC and PPL may take ``plugin_learning_rate``), by Adam / AdamW in their fused form
+  on a GPU; the learning rate warms up linearly
   from lr/100 over ``warmup_ratio`` of the steps, then decays with a cosine (paper, section 2.5)
   or, with ``lr_schedule: constant``, stays;
 - ``steps_per_epoch`` caps the batches of an epoch (random batches, the loader shuffles);
@@ -24,6 +25,7 @@ kept):
   checkpoints (:mod:`recbole_speeder.trainer.distributed`); one process changes nothing.
 """
 
+import inspect
 import itertools
 import math
 import os
@@ -64,6 +66,21 @@ def warmup_schedule(total_steps, warmup_ratio, decay="cosine"):
     return factor
 
 
+def fused_adam(optimizer, device_types=("cuda",)):
+    """``optimizer`` rebuilt in its fused form when it is RecBole's Adam or AdamW (``learner``) and
+    all its parameters are on ``device_types``: one kernel then updates every parameter of a group,
+    where the multi-tensor form launches about fifteen per group, which a small backbone's step,
+    bounded by its host, pays for (docs/benchmarks.md). Anything else is returned as it is."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if (type(optimizer) not in (torch.optim.Adam, torch.optim.AdamW) or not params
+            or any(p.device.type not in device_types for p in params)):
+        return optimizer
+    groups = [dict(group, fused=True, foreach=None) for group in optimizer.param_groups]
+    accepted = inspect.signature(type(optimizer)).parameters  # AdamW's defaults hold one key it does not take
+    defaults = {k: v for k, v in optimizer.defaults.items() if k in accepted}
+    return type(optimizer)(groups, **dict(defaults, fused=True, foreach=None))
+
+
 class _LLMTrainerCore(Trainer):
     """RecBole trainer for models that set ``candidate_only = True`` (see the module doc)."""
 
@@ -98,7 +115,7 @@ class _LLMTrainerCore(Trainer):
         groups = [g for g in self.model.optimizer_groups() if g["params"]]
         if not groups:
             raise ConfigError(f"{self.config['model']}: no trainable parameters.")
-        return super()._build_optimizer(params=groups, **kwargs)
+        return fused_adam(super()._build_optimizer(params=groups, **kwargs))
 
     def _steps_in_epoch(self, train_data):
         batches = self.dist.batches_per_process(train_data)
