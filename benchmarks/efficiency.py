@@ -320,6 +320,7 @@ def count_step(model, interaction, candidates, micro, dev, training):
     try:
         counter.active = True
         for part, part_cands in _chunks(interaction, micro, None if training else candidates):
+            model.begin_step()  # as the trainer and the evaluator mark each step (CUDA graphs)
             if training:
                 model.calculate_loss(part)  # on the host, as the trainer hands it (time_training)
             else:
@@ -371,6 +372,7 @@ def time_training(model, batches, warmup, micro, dev, repeat=1):
         for part, _ in _chunks(interaction, micro):
             # the batch stays on the host, as the plugin's trainer leaves it: the models move what
             # they need in non-blocking copies (trainer/llm_trainer.py)
+            model.begin_step()  # as the trainer marks each step (CUDA graphs, llm_compile: reduce-overhead)
             loss = model.calculate_loss(part) * (len(part) / len(interaction))
             loss.backward()
         optimizer.step()
@@ -401,6 +403,7 @@ def profile_training(model, interaction, micro, dev, path, rows=30):
     def step():
         optimizer.zero_grad(set_to_none=True)
         for part, _ in _chunks(interaction, micro):
+            model.begin_step()
             (model.calculate_loss(part) * (len(part) / len(interaction))).backward()  # host batch (time_training)
         optimizer.step()
 
@@ -462,6 +465,7 @@ def time_inference(model, batches, candidates, warmup, micro, dev, prompt_length
 
     def step(interaction, cands):
         for part, part_cands in _chunks(interaction, micro, cands):
+            model.begin_step()
             model.candidate_scores(part.to(dev.device), part_cands.to(dev.device))
 
     for interaction, cands in zip(batches[:warmup], candidates[:warmup]):

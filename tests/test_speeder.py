@@ -77,6 +77,34 @@ def test_llm_compile_trains_and_scores_as_the_eager_decoder(speeder_config):
         run(model="Speeder", dataset="tiny", config_dict=dict(config, llm_compile="fastest"))
 
 
+def test_reduce_overhead_marks_every_training_step_and_evaluation_batch(speeder_config, monkeypatch):
+    """Under ``llm_compile: reduce-overhead`` (CUDA graphs) every training step and every evaluation
+    batch starts with ``torch.compiler.cudagraph_mark_step_begin``, so that a compiled network's
+    outputs stay valid until the next one (on the CPU inductor compiles without graphs; the marks
+    are the same); other modes mark nothing."""
+    from recbole_speeder.model.speeder import Speeder
+
+    marks, seen = [], []
+    mark = torch.compiler.cudagraph_mark_step_begin
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: (marks.append(1), mark())[1])
+    for name in ("calculate_loss", "candidate_scores"):
+        method = getattr(Speeder, name)
+
+        def watched(self, *args, _method=method, _name=name):
+            seen.append((_name, len(marks)))
+            return _method(self, *args)
+
+        monkeypatch.setattr(Speeder, name, watched)
+    config = dict(speeder_config, mpo_stages=[3], stage_epochs=[0, 0, 1], prompt_packing=False)
+    run(model="Speeder", dataset="tiny", config_dict=config)
+    assert marks == [] and seen
+    seen.clear()
+    run(model="Speeder", dataset="tiny", config_dict=dict(config, llm_compile="reduce-overhead"))
+    assert {name for name, _ in seen} == {"calculate_loss", "candidate_scores"}
+    counts = [count for _, count in seen]
+    assert counts[0] >= 1 and all(b > a for a, b in zip(counts, counts[1:]))  # a new mark before each call
+
+
 def test_generation_mode_counts_invalid_answers(speeder_config):
     result = run(model="Speeder", dataset="tiny", config_dict=dict(
         speeder_config, answer_head="index", eval_mode="generate", mpo_stages=[3], stage_epochs=[0, 0, 1]))

@@ -38,6 +38,7 @@ class CandidateScores:
 def score_candidates(model, interaction, candidates):
     """Scores of ``candidates`` [B, C] for the sequences in ``interaction``."""
     if hasattr(model, "candidate_scores"):
+        model.begin_step()  # the LLM models: one evaluation batch (CUDA graphs, llm_compile)
         return model.candidate_scores(interaction, candidates)
     valid = torch.ones_like(candidates[:, 0], dtype=torch.bool)
     try:

@@ -353,6 +353,16 @@ def compile_module(module, mode, device=None):
     return module
 
 
+def mark_step_begin(mode):
+    """The start of a training step or an evaluation batch under ``llm_compile: reduce-overhead``
+    (CUDA graphs): the compiled networks' outputs then stay valid until the next start, where a
+    graph's replay may overwrite them (``torch.compiler.cudagraph_mark_step_begin``; without it
+    PyTorch ends a new "generation" at every call that has no backward pending, which overwrote an
+    MRC output still in use, docs/benchmarks.md). Other modes: nothing."""
+    if mode == "reduce-overhead":
+        torch.compiler.cudagraph_mark_step_begin()
+
+
 def compile_decoder(llm, mode):
     """:func:`compile_module` on the decoder stack (the transformers model under the LoRA wrapper,
     the LM head left out). A new prompt shape costs one more compilation; packed prompts

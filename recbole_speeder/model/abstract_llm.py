@@ -24,7 +24,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
 from recbole_speeder.errors import ConfigError
-from recbole_speeder.llm.backbone import apply_lora, check_llm_path, compile_decoder, load_backbone
+from recbole_speeder.llm.backbone import apply_lora, check_llm_path, compile_decoder, load_backbone, mark_step_begin
 
 
 def setting(config, key, minimum=None, kind=int):
@@ -79,7 +79,14 @@ class LLMSequentialRecommender(SequentialRecommender):
         if lora:
             llm = apply_lora(llm, r=config["lora_r"], alpha=config["lora_alpha"], dropout=config["lora_dropout"],
                              target_modules=config["lora_target_modules"])
-        return compile_decoder(llm, config["llm_compile"] or "none"), tokenizer
+        self.compile_mode = config["llm_compile"] or "none"
+        return compile_decoder(llm, self.compile_mode), tokenizer
+
+    def begin_step(self):
+        """Called by the trainer before each training step and by the evaluator before each
+        batch: marks the step for CUDA graphs under ``llm_compile: reduce-overhead``
+        (:func:`~recbole_speeder.llm.backbone.mark_step_begin`)."""
+        mark_step_begin(getattr(self, "compile_mode", "none"))
 
     def dataset_side_info(self, dataset, name):
         """Side information ``name`` of the dataset (one of this model's ``side_info``)."""

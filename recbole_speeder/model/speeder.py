@@ -458,6 +458,7 @@ class Speeder(LLMSequentialRecommender):
         items = self.reconstruction_eval_items
         for start in range(0, len(items), batch_size):
             chunk = items[start:start + batch_size]
+            self.begin_step()
             _, rows, hits = self._reconstruction_logprobs(*self.reconstruction.build(chunk), return_hits=True)
             hits_all.append(hits.cpu())
             rows_all.append(rows.cpu() + start)

@@ -174,6 +174,7 @@ class _LLMTrainerCore(Trainer):
             # the batch stays on the host: the models build their prompts there and move them in one
             # non-blocking copy (a copy to the GPU here would wait for the step still running there)
             self.optimizer.zero_grad()
+            self.model.begin_step()
             loss = loss_of(interaction)
             loss.backward()
             if self.clip_grad_norm:
