@@ -57,6 +57,7 @@ class LLMSequentialRecommender(SequentialRecommender):
         super().__init__(config, dataset)
         self.num_candidates = int(config["candidate_num"])
         self.history_len = int(config["history_len"] or self.max_seq_length)
+        self.compile_mode = config["llm_compile"] or "none"  # torch.compile of the networks (llm_compile)
         if self.history_len < 1:
             raise ConfigError(f"history_len must be at least 1 (got {self.history_len}).")
         if self.n_items - 1 < self.num_candidates:
@@ -79,14 +80,13 @@ class LLMSequentialRecommender(SequentialRecommender):
         if lora:
             llm = apply_lora(llm, r=config["lora_r"], alpha=config["lora_alpha"], dropout=config["lora_dropout"],
                              target_modules=config["lora_target_modules"])
-        self.compile_mode = config["llm_compile"] or "none"
         return compile_decoder(llm, self.compile_mode), tokenizer
 
     def begin_step(self):
         """Called by the trainer before each training step and by the evaluator before each
         batch: marks the step for CUDA graphs under ``llm_compile: reduce-overhead``
         (:func:`~recbole_speeder.llm.backbone.mark_step_begin`)."""
-        mark_step_begin(getattr(self, "compile_mode", "none"))
+        mark_step_begin(self.compile_mode)
 
     def dataset_side_info(self, dataset, name):
         """Side information ``name`` of the dataset (one of this model's ``side_info``)."""

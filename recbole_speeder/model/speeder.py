@@ -128,7 +128,7 @@ class Speeder(LLMSequentialRecommender):
         # llm_compile also compiles the other networks of every training step (their operators
         # outnumber a compiled decoder's at a small backbone's shape, docs/benchmarks.md)
         for module in self._step_networks():
-            compile_module(module, config["llm_compile"] or "none", device=config["device"])
+            compile_module(module, self.compile_mode, device=config["device"])
         self.prompt = HybridPrompt(
             self.tokenizer,
             prompt_template=config["prompt_template"],
