@@ -64,6 +64,16 @@ gemma_label_rows() {
   wait $first
 }
 
+# compiled_speed_rows GPU: issue 18's compiled SmolLM2-shape rows (n = 10, batch 128, 5 candidates), Backbone
+# and Speeder, 10 timed steps timed 3 times: llm_compile reduce-overhead with a profile of one step, default, and
+# default with packed prompts (no padding for PPT's rows). About 20 minutes alone on an H200 (the compilations).
+compiled_speed_rows() {
+  local gpu=$1 s="--backbone smollm2-shape --models Backbone,Speeder --history 10 --warmup 3 --steps 10 --repeat 3"
+  speed $gpu reduce-overhead $s --set prompt_packing=False --set llm_compile=reduce-overhead --profile
+  speed $gpu compile-default $s --set prompt_packing=False --set llm_compile=default
+  speed $gpu compile-packed $s --set prompt_packing=True --set llm_compile=default
+}
+
 # guard SECONDS: stop every job still running after SECONDS, so the results come back within the device
 # time; stop_guard (after the last wait) removes a guard that has not fired.
 guard() {

@@ -19,9 +19,8 @@
 #     && bash docs/results/2026-12-01-h200/mllmmsr-cache.sh unpack \
 #     && GEMMA_ROWS=1 GUARD_S=1500 bash docs/results/launch-timeline.sh docs/results/mllmmsr-fair-row.sh
 #                                                  # carry .gguf/smollm2.part.ac, .mllmmsr-cache, .whl-gemma
-# SPEED_GPU=1 (on an x2) also runs issue 18's compiled SmolLM2-shape rows on that GPU (the host shared with the
-# jobs above): llm_compile reduce-overhead with a profile, then default, Backbone and Speeder, timed 3 times
-# (as ../2026-12-01-h200-c/timeline.sh, after the tenth session's fused AdamW and compiled head).
+# SPEED_GPU=1 (on an x2) also runs issue 18's compiled SmolLM2-shape rows on that GPU, the host shared with the
+# jobs above (device-lib.sh compiled_speed_rows; alone on one H200: compiled-speed-rows.sh).
 # Poll with WAIT=540 bash docs/results/2026-11-30-h200x2-c/poll.sh (MLLM-MSR's logs are in its jobs.tgz).
 set -u
 source docs/results/device-lib.sh
@@ -33,11 +32,7 @@ mkdir -p $FEATURES && cp -r /tmp/mllmmsr-cache/preference_summary-* $FEATURES/ 2
 stamp "summary cache: $(ls $FEATURES/preference_summary-*/part-*.json 2>/dev/null | wc -l) parts; prefill on $GPUS GPU(s)"
 PIDS=""
 if [ "${GEMMA_ROWS:-0}" = 1 ]; then gemma_label_rows $((GPUS - 1)) & PIDS="$PIDS $!"; fi
-if [ -n "${SPEED_GPU:-}" ]; then
-  S="--backbone smollm2-shape --models Backbone,Speeder --history 10 --set prompt_packing=False --warmup 3 --steps 10 --repeat 3"
-  ( speed $SPEED_GPU reduce-overhead $S --set llm_compile=reduce-overhead --profile
-    speed $SPEED_GPU compile-default $S --set llm_compile=default ) & PIDS="$PIDS $!"
-fi
+if [ -n "${SPEED_GPU:-}" ]; then compiled_speed_rows $SPEED_GPU & PIDS="$PIDS $!"; fi
 python -m torch.distributed.run --standalone --nproc_per_node=$GPUS run_recbole_speeder.py --model=MLLMMSR \
   --dataset=ml-100k --llm_path=$SMOLLM2 --config_files=$RECIPE --epochs=0 > $J/mllmmsr-prefill.log 2>&1
 stamp "prefill: exit $?"
