@@ -9,8 +9,8 @@ see :class:`BareBackbone`) and history length n it measures, at
 ``--batch`` sequences per step:
 
 - training time per sample: ``model.calculate_loss`` + backward + AdamW step (fused on a GPU,
-  as the plugin's trainer runs it) on the trainable weights (LoRA, MRC / projector, PPL), split into ``--micro-batch`` chunks with
-  gradient accumulation when the batch does not fit; the batch is handed over on the host, as
+  as the plugin's trainer runs it) on the trainable weights (LoRA, MRC / projector, PPL), split
+  into ``--micro-batch`` chunks with gradient accumulation when the batch does not fit; the batch is handed over on the host, as
   the plugin's trainer does (the models move what they need without waiting for the device);
 - inference time per sample: ``model.candidate_scores`` on ``--candidates`` candidates, in
   each model's default evaluation mode (Speeder: one forward, the label logits of the
@@ -27,9 +27,9 @@ see :class:`BareBackbone`) and history length n it measures, at
   the real (unpadded) tokens per training sample, PPT included, beside it.
 
 ``--packed-attention`` picks the attention of packed prompts (:mod:`recbole_speeder.llm.packing`);
-``--set llm_compile=default`` compiles the decoder, and Speeder's MRC and SASRec teacher
-(``torch.compile``; give it ``--warmup 3``: the warm-up steps pay the compilations), best with
-``--set prompt_packing=False``;
+``--set llm_compile=default`` compiles the decoder, and Speeder's other networks (MRC, the scoring
+head, the SASRec teacher and the distillation projection; ``torch.compile``; give it ``--warmup 3``:
+the warm-up steps pay the compilations), best with ``--set prompt_packing=False``;
 ``--profile`` also counts the host side of the profiled step (operators dispatched, reads of
 tensor values, kernel launches and synchronisations on a GPU).
 
