@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from recbole_speeder.atomic import atomic_write, atomic_write_text
+from recbole_speeder.atomic import atomic_write, atomic_write_bytes, atomic_write_text
 from recbole_speeder.quick_start import run
 
 CANDIDATE_COLUMNS = ["hr@1", "valid_ratio", "vhr@1", "ndcg@3", "ndcg@5", "mrr"]
@@ -101,6 +101,7 @@ def benchmark_in_parallel(models, dataset, seeds, jobs, config_file_list=None, o
     """:func:`benchmark` with each (model, seed) run in its own process, ``jobs`` at a time.
 
     Run ``<model>-<seed>`` writes its output to ``<out_dir>/<dataset>-<time>-jobs/<model>-<seed>/run.log``
+    (an LLM run its validation curves beside it, ``run-curves.csv`` / ``.png``)
     and its checkpoints under ``<checkpoint_dir>/<dataset>-<time>-<model>-<seed>/``, so runs
     never share a file. The table holds the runs that finished; if any failed, the error lists
     them with their logs, after the table is written.
@@ -162,9 +163,19 @@ def _start_run(spec, folder):
 
 
 def _run_one(spec_json, row_path):
-    """Child process of :func:`benchmark_in_parallel`: one run, its table row as JSON."""
+    """Child process of :func:`benchmark_in_parallel`: one run, its table row as JSON, and the
+    run's validation curves (Figure 5, written beside RecBole's log) copied beside the row as
+    ``run-curves.csv`` / ``.png``."""
+    from recbole_speeder.trainer.curves import curve_files, run_log_file
+
     spec = json.loads(spec_json)
     row = flatten(run(**spec))
+    log_file = run_log_file()
+    for path in curve_files(log_file) if log_file else ():
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                atomic_write_bytes(os.path.join(os.path.dirname(row_path), "run-curves" + os.path.splitext(path)[1]),
+                                   f.read())
     atomic_write_text(row_path, json.dumps(row))
 
 

@@ -476,3 +476,21 @@ def test_validation_curves_are_written_beside_the_log(speeder_config):
     assert all(0.0 <= float(r[name]) <= 1.0 for r in rows for name in ("ppt_acc", "recon_token_acc"))
     with open(stem + ".png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_benchmark_job_keeps_its_curves_beside_its_row(speeder_config, workdir):
+    """benchmark.py --jobs: each run's folder holds its Figure-5 curves (run-curves.csv / .png),
+    the same as those beside RecBole's log, so that a results folder needs no log/ tree."""
+    import json
+
+    from recbole_speeder.benchmark import _run_one
+    from recbole_speeder.trainer.curves import curve_files, run_log_file
+
+    folder = workdir / "jobs" / "Speeder-2020"
+    folder.mkdir(parents=True)
+    _run_one(json.dumps({"model": "Speeder", "dataset": "tiny", "config_dict": speeder_config}), str(folder / "row.json"))
+    assert json.loads((folder / "row.json").read_text())["model"] == "Speeder"
+    for path in curve_files(run_log_file()):
+        with open(path, "rb") as f:
+            assert (folder / ("run-curves" + os.path.splitext(path)[1])).read_bytes() == f.read()
+    assert sorted(os.listdir(folder)) == ["row.json", "run-curves.csv", "run-curves.png"]

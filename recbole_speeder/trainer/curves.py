@@ -26,6 +26,12 @@ def run_log_file():
     return None
 
 
+def curve_files(log_file):
+    """The paths of a run's curves beside ``log_file``: (``<log>-curves.csv``, ``<log>-curves.png``)."""
+    stem = os.path.splitext(log_file)[0] + "-curves"
+    return stem + ".csv", stem + ".png"
+
+
 def curve_row(epoch, stage, result):
     """One validation's point: its epoch (counted on across MPO stages), stage and curves."""
     row = {"epoch": epoch, "stage": stage}
@@ -38,15 +44,15 @@ def write_curves(rows, log_file):
     :func:`curve_row`); returns the paths written (the PNG only when matplotlib imports)."""
     if not rows:
         return []
-    stem = os.path.splitext(log_file)[0] + "-curves"
+    csv_path, png_path = curve_files(log_file)
     columns = ["validation", "epoch", "stage"] + [c for c in CURVES if any(c in r for r in rows)]
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for k, row in enumerate(rows, start=1):
         writer.writerow(dict(row, validation=k))
-    atomic_write_text(stem + ".csv", text.getvalue())
-    written = [stem + ".csv"]
+    atomic_write_text(csv_path, text.getvalue())
+    written = [csv_path]
     try:
         import matplotlib
     except ImportError:
@@ -66,7 +72,7 @@ def write_curves(rows, log_file):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_file(stem + ".png") as tmp:
+    with atomic_file(png_path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
-    return written + [stem + ".png"]
+    return written + [png_path]
