@@ -173,9 +173,9 @@ def _run_one(spec_json, row_path):
     log_file = run_log_file()
     for path in curve_files(log_file) if log_file else ():
         if os.path.isfile(path):
+            target = os.path.join(os.path.dirname(row_path), "run-curves" + os.path.splitext(path)[1])
             with open(path, "rb") as f:
-                atomic_write_bytes(os.path.join(os.path.dirname(row_path), "run-curves" + os.path.splitext(path)[1]),
-                                   f.read())
+                atomic_write_bytes(target, f.read())
     atomic_write_text(row_path, json.dumps(row))
 
 
