@@ -10,8 +10,9 @@ see :class:`BareBackbone`) and history length n it measures, at
 
 - training time per sample: ``model.calculate_loss`` + backward + AdamW step (fused on a GPU,
   as the plugin's trainer runs it) on the trainable weights (LoRA, MRC / projector, PPL), split
-  into ``--micro-batch`` chunks with gradient accumulation when the batch does not fit; the batch is handed over on the host, as
-  the plugin's trainer does (the models move what they need without waiting for the device);
+  into ``--micro-batch`` chunks with gradient accumulation when the batch does not fit; the
+  batch is handed over on the host, as the plugin's trainer does (the models move what they need
+  without waiting for the device);
 - inference time per sample: ``model.candidate_scores`` on ``--candidates`` candidates, in
   each model's default evaluation mode (Speeder: one forward, the label logits of the
   answer position; the baselines: prefill + greedy generation of the title);

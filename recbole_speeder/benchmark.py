@@ -20,6 +20,7 @@ import time
 
 from recbole_speeder.atomic import atomic_write, atomic_write_bytes, atomic_write_text
 from recbole_speeder.quick_start import run
+from recbole_speeder.trainer.curves import curve_files, run_log_file
 
 CANDIDATE_COLUMNS = ["hr@1", "valid_ratio", "vhr@1", "ndcg@3", "ndcg@5", "mrr"]
 RECBOLE_COLUMNS = ["recall@10", "ndcg@10"]
@@ -166,8 +167,6 @@ def _run_one(spec_json, row_path):
     """Child process of :func:`benchmark_in_parallel`: one run, its table row as JSON, and the
     run's validation curves (Figure 5, written beside RecBole's log) copied beside the row as
     ``run-curves.csv`` / ``.png``."""
-    from recbole_speeder.trainer.curves import curve_files, run_log_file
-
     spec = json.loads(spec_json)
     row = flatten(run(**spec))
     log_file = run_log_file()

@@ -54,9 +54,9 @@ def test_speeder_checkpoint_round_trip_and_resume(speeder_config):
 
 def test_llm_compile_trains_and_scores_as_the_eager_decoder(speeder_config):
     """``llm_compile: default`` (real inductor on the CPU) compiles the decoder, MRC, the scoring head,
-    the SASRec teacher and the distillation projection: one stage-3 epoch with left padding ends at the eager run's numbers when nothing random
-    runs inside them (compiled dropout draws its own random numbers), and a compiled run with
-    dropout repeats its own numbers."""
+    the SASRec teacher and the distillation projection: one stage-3 epoch with left padding ends at
+    the eager run's numbers when nothing random runs inside them (compiled dropout draws its own
+    random numbers), and a compiled run with dropout repeats its own numbers."""
     config = dict(speeder_config, mpo_stages=[3], stage_epochs=[0, 0, 1], prompt_packing=False, lora_dropout=0.0,
                   mome_dropout=0.0)
     eager = run(model="Speeder", dataset="tiny", config_dict=config)
@@ -488,7 +488,8 @@ def test_a_benchmark_job_keeps_its_curves_beside_its_row(speeder_config, workdir
 
     folder = workdir / "jobs" / "Speeder-2020"
     folder.mkdir(parents=True)
-    _run_one(json.dumps({"model": "Speeder", "dataset": "tiny", "config_dict": speeder_config}), str(folder / "row.json"))
+    spec = {"model": "Speeder", "dataset": "tiny", "config_dict": speeder_config}
+    _run_one(json.dumps(spec), str(folder / "row.json"))
     assert json.loads((folder / "row.json").read_text())["model"] == "Speeder"
     for path in curve_files(run_log_file()):
         with open(path, "rb") as f:
