@@ -355,8 +355,10 @@ def training_optimizer(params):
 
 
 def optimizer_setting(dev):
-    """The optimizer of the timed steps, as the table's setting ``optimizer``."""
-    return "AdamW, fused" if dev.cuda else "AdamW"
+    """The optimizer of the timed steps, as the table's setting ``optimizer``: read from the one
+    :func:`training_optimizer` builds for a parameter on the benchmark's device."""
+    optimizer = training_optimizer([torch.zeros(1, device=dev.device, requires_grad=True)])
+    return f"{type(optimizer).__name__}, fused" if optimizer.defaults.get("fused") else type(optimizer).__name__
 
 
 def time_training(model, batches, warmup, micro, dev, repeat=1):
