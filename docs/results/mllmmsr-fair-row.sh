@@ -24,7 +24,7 @@
 # compiled-speed-rows.sh). Until the twelfth session they started with the prefill, which then generated nothing.
 # Twelfth session (x2, the carried cache lost with the session's checkout): the whole prefill on both GPUs
 # (about 7 min at 400 a second each), then seeds 2020 and 2022 on GPU 0, 2021 on GPU 1, then the speed rows there:
-#   bash docs/results/prepare-device.sh 3 && SPEED_GPU=1 GUARD_S=1440 bash docs/results/launch-timeline.sh \
+#   bash docs/results/prepare-device.sh 3 && SPEED_GPU=1 GUARD_S=1500 bash docs/results/launch-timeline.sh \
 #     docs/results/mllmmsr-fair-row.sh                                    # carry .gguf/smollm2.part.ac
 # Poll with WAIT=540 bash docs/results/2026-11-30-h200x2-c/poll.sh (MLLM-MSR's logs are in its jobs.tgz).
 set -u

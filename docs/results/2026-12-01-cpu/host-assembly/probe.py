@@ -17,12 +17,13 @@ args.llm_path = RANDOM_PREFIX + "tiny"
 dev = E.Device("cpu")
 tok = load_tokenizer(None)
 with tempfile.TemporaryDirectory() as home:
-    E.write_dataset(home, E.make_titles(tok, args.items, args.title_tokens, seed=0), 10)
+    E.write_dataset(home, E.make_titles(tok, args.items, args.title_tokens, seed=0), args.history[0])
     os.chdir(home)
     model = E.build_model("Speeder", home, args, torch.float32, dev)
     model.train()
     g = torch.Generator().manual_seed(0)
-    inters = [E.random_interaction(model, 128, 10, g) for _ in range(30)]
+    warmup, timed = 5, 25
+    inters = [E.random_interaction(model, args.batch, args.history[0], g) for _ in range(warmup + timed)]
     parts = {"histories+candidates": 0.0, "_training_batch": 0.0, "_on_device(pack)": 0.0}
     for k, it in enumerate(inters):
         t0 = time.perf_counter()
@@ -33,9 +34,9 @@ with tempfile.TemporaryDirectory() as home:
         t2 = time.perf_counter()
         b = model._on_device(b, model.prompt_packing)
         t3 = time.perf_counter()
-        if k >= 5:
+        if k >= warmup:
             parts["histories+candidates"] += t1 - t0; parts["_training_batch"] += t2 - t1; parts["_on_device(pack)"] += t3 - t2
     for name, v in parts.items():
-        print(f"{name}: {v / 25 * 1000:.2f} ms per step of 128")
+        print(f"{name}: {v / timed * 1000:.2f} ms per step of {args.batch}")
     print("packing", model.prompt_packing, "ppt_layout", model.ppt_layout, "answer_head", model.answer_head,
           "score_loss", model.score_loss)
