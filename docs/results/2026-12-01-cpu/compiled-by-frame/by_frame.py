@@ -38,7 +38,8 @@ def where(event):
     return "autograd's backward (no plugin frame)"
 
 
-def count_step(model_name, overrides, batch_size=16):
+def profiled_step(model_name, overrides, batch_size=16):
+    """The profile (with stacks) of one compiled training step of ``model_name`` after 3 warm-up steps."""
     import recbole_speeder.compat  # noqa: F401
     from recbole_speeder.llm.backbone import RANDOM_PREFIX, load_tokenizer
 
@@ -74,6 +75,11 @@ def count_step(model_name, overrides, batch_size=16):
                 step()
         finally:
             os.chdir(cwd)
+    return prof
+
+
+def count_step(model_name, overrides, batch_size=16):
+    prof = profiled_step(model_name, overrides, batch_size)
     counts, backward = collections.Counter(), collections.Counter()
     for event in prof.events():
         if event.name.startswith("aten::"):
