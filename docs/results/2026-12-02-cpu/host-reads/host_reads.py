@@ -12,10 +12,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "2026-12-01-cpu", "compiled-by-frame"))
-from by_frame import ROOT, profiled_step  # noqa: E402
+from by_frame import ROOT, profiled_step  # noqa: E402  (puts benchmarks/ on the path)
+from efficiency import SYNC_OPS  # noqa: E402  (the operators efficiency.py --profile counts)
 
-READS = ("aten::_local_scalar_dense", "aten::nonzero", "aten::_unique2", "aten::masked_select",
-         "aten::unique_consecutive", "aten::is_nonzero")
 FRAMES = ("recbole_speeder/", "benchmarks/", "site-packages/peft", "transformers/", "torch/optim")
 
 
@@ -33,7 +32,7 @@ def main():
     overrides = [sys.argv[i + 1] for i, a in enumerate(sys.argv) if a == "--set"]
     found = collections.Counter()
     for event in profiled_step("Speeder", overrides).events():
-        if event.name in READS:
+        if event.name in SYNC_OPS:
             chain = callers(event)
             if not any("_fused_adamw" in c for c in chain):
                 found[(event.name, " <- ".join(chain[:4]))] += 1
