@@ -3,8 +3,10 @@
 Every run goes through :func:`recbole_speeder.quick_start.run`, so every model is trained on
 the same split and scored on the same stored candidate sets. The table holds mean and
 standard deviation (over seeds) of the candidate metrics (HR@1, ValidRatio, VHR@1, NDCG@k,
-MRR), RecBole's full-ranking NDCG@10 / Recall@10, and the training and inference time per
-sample. Written as markdown and CSV (per run and summary) under ``benchmark_dir``.
+MRR), RecBole's ranking Recall@K / NDCG@K (each K of ``topk``, under ``eval_args``' mode; ``-``
+for a model that cannot rank the catalog), and the training and inference time per sample; then
+a row per model for the cold-target test rows (``cold_item_max_inter``, :mod:`recbole_speeder.data.cold_items`).
+Written as markdown and CSV (per run and summary) under ``benchmark_dir``.
 
 With ``jobs`` > 1 (:func:`benchmark_in_parallel`) every (model, seed) run is its own process,
 at most ``jobs`` at a time: runs that leave a GPU mostly idle, like a small LLM, then share it.
@@ -23,32 +25,58 @@ from recbole_speeder.quick_start import run
 from recbole_speeder.trainer.curves import curve_files, run_log_file
 
 CANDIDATE_COLUMNS = ["hr@1", "valid_ratio", "vhr@1", "ndcg@3", "ndcg@5", "mrr"]
-RECBOLE_COLUMNS = ["recall@10", "ndcg@10"]
+RECBOLE_METRICS = ("recall", "ndcg")  # RecBole's ranking metrics in the table, at every K the run reports
+RECBOLE_PREFIX = "recbole:"  # before a ranking column named as a candidate one (RecBole's NDCG@5 is another number)
+COLD_SUFFIX = " [cold targets]"  # the model label of a cold-target row
 TIME_COLUMNS = ["train_ms_per_sample", "infer_ms_per_sample"]
 # MLLM-MSR's preference summaries (training / test sequences), kept apart from the two above;
 # a column appears only when some run reports it
 SUMMARY_COLUMNS = ["summary_train_ms_per_sample", "summary_ms_per_sample"]
 
 
-def flatten(result):
-    """One benchmark row from the dict :func:`run` returns."""
-    row = {"model": result["model"], "dataset": result["dataset"], "seed": result["seed"]}
-    cand = result.get("candidate_test") or {}
+def _metric_row(model, result, candidates, ranking):
+    row = {"model": model, "dataset": result["dataset"], "seed": result["seed"]}
     for key in CANDIDATE_COLUMNS:
-        row[key] = cand.get(key)
-    for key in RECBOLE_COLUMNS:
-        row[key] = (result.get("test_result") or {}).get(key)
+        row[key] = (candidates or {}).get(key)
+    for key, value in (ranking or {}).items():
+        if key.split("@")[0] in RECBOLE_METRICS:
+            row[RECBOLE_PREFIX * (key in CANDIDATE_COLUMNS) + key] = float(value)
+    return row
+
+
+def flatten(result):
+    """The benchmark rows of the dict :func:`run` returns: the run's, then, when the test split has
+    cold-target rows, theirs (model label + :data:`COLD_SUFFIX`, no time columns)."""
+    cand = result.get("candidate_test") or {}
+    row = _metric_row(result["model"], result, cand, result.get("test_result"))
     row["train_ms_per_sample"] = result.get("train_ms_per_sample")
     row["infer_ms_per_sample"] = cand.get("infer_ms_per_sample")
     for key in SUMMARY_COLUMNS:
         row[key] = cand.get(key)
-    return row
+    rows = [row]
+    if result.get("cold_test_n"):
+        rows.append(_metric_row(result["model"] + COLD_SUFFIX, result, result.get("candidate_cold_test"),
+                                result.get("cold_test_result")))
+        rows[-1]["cases"] = result["cold_test_n"]
+    return rows
+
+
+def ranking_columns(rows):
+    """The RecBole ranking columns some row holds, by metric then K."""
+    found = {k for row in rows for k in row
+             if k.removeprefix(RECBOLE_PREFIX).split("@")[0] in RECBOLE_METRICS and k not in CANDIDATE_COLUMNS}
+
+    def order(column):
+        name, k = column.removeprefix(RECBOLE_PREFIX).split("@")
+        return RECBOLE_METRICS.index(name), int(k)
+
+    return sorted(found, key=order)
 
 
 def summarize(rows):
     """Mean and standard deviation per model and column, in first-seen model order."""
-    columns = CANDIDATE_COLUMNS + RECBOLE_COLUMNS + TIME_COLUMNS
-    columns += [c for c in SUMMARY_COLUMNS if any(r.get(c) is not None for r in rows)]
+    columns = CANDIDATE_COLUMNS + ranking_columns(rows) + TIME_COLUMNS
+    columns += [c for c in SUMMARY_COLUMNS + ["cases"] if any(r.get(c) is not None for r in rows)]
     models = list(dict.fromkeys(r["model"] for r in rows))
     summary = []
     for model in models:
@@ -92,8 +120,8 @@ def benchmark(models, dataset, seeds, config_file_list=None, overrides=None, out
     for model in models:
         for seed in seeds:
             config_dict = dict(overrides or {}, seed=seed)
-            rows.append(flatten(run(model=model, dataset=dataset, config_file_list=config_file_list,
-                                    config_dict=config_dict)))
+            rows += flatten(run(model=model, dataset=dataset, config_file_list=config_file_list,
+                                config_dict=config_dict))
     return write_tables(rows, out_dir)
 
 
@@ -132,8 +160,8 @@ def benchmark_in_parallel(models, dataset, seeds, jobs, config_file_list=None, o
                 log.close()
                 running.remove(entry)
                 if process.returncode == 0:
-                    with open(os.path.join(folder, "row.json")) as f:
-                        rows.append(json.load(f))
+                    with open(os.path.join(folder, "rows.json")) as f:
+                        rows += json.load(f)
                 else:
                     failed.append(f"{os.path.basename(folder)} (exit status {process.returncode}, "
                                   f"log {os.path.join(folder, 'run.log')})")
@@ -143,7 +171,8 @@ def benchmark_in_parallel(models, dataset, seeds, jobs, config_file_list=None, o
             process.wait()
             log.close()
     order = {(m, s): i for i, (m, s) in enumerate((m, s) for m in models for s in seeds)}
-    rows.sort(key=lambda r: order.get((r["model"], r["seed"]), len(order)))
+    rows.sort(key=lambda r: (r["model"].endswith(COLD_SUFFIX),
+                             order.get((r["model"].removesuffix(COLD_SUFFIX), r["seed"]), len(order))))
     table, base = write_tables(rows, out_dir) if rows else (None, None)
     if failed:
         written = f" The table of the others: {base}.md." if base else ""
@@ -153,29 +182,29 @@ def benchmark_in_parallel(models, dataset, seeds, jobs, config_file_list=None, o
 
 def _start_run(spec, folder):
     """Start one run of :func:`benchmark_in_parallel` in a child process writing into ``folder``:
-    ``run.log`` (its output) and ``row.json`` (its table row). Returns (process, log, folder)."""
+    ``run.log`` (its output) and ``rows.json`` (its table rows). Returns (process, log, folder)."""
     os.makedirs(folder, exist_ok=True)
     # the child imports this package from where this process did, installed or not
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
     log = open(os.path.join(folder, "run.log"), "w")
-    command = [sys.executable, "-m", "recbole_speeder.benchmark", json.dumps(spec), os.path.join(folder, "row.json")]
+    command = [sys.executable, "-m", "recbole_speeder.benchmark", json.dumps(spec), os.path.join(folder, "rows.json")]
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env), log, folder
 
 
 def _run_one(spec_json, row_path):
-    """Child process of :func:`benchmark_in_parallel`: one run, its table row as JSON, and the
+    """Child process of :func:`benchmark_in_parallel`: one run, its table rows as JSON, and the
     run's validation curves (Figure 5, written beside RecBole's log) copied beside the row as
     ``run-curves.csv`` / ``.png``."""
     spec = json.loads(spec_json)
-    row = flatten(run(**spec))
+    rows = flatten(run(**spec))
     log_file = run_log_file()
     for path in curve_files(log_file) if log_file else ():
         if os.path.isfile(path):
             target = os.path.join(os.path.dirname(row_path), "run-curves" + os.path.splitext(path)[1])
             with open(path, "rb") as f:
                 atomic_write_bytes(target, f.read())
-    atomic_write_text(row_path, json.dumps(row))
+    atomic_write_text(row_path, json.dumps(rows))
 
 
 def read_runs(paths):

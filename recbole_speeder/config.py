@@ -24,7 +24,8 @@ Differences from RecBole's ``Config``, each small:
 - every value the user gives (config files, command line, config dict) is checked against the
   ``(type)`` annotation of its key in the property files the run reads
   (:mod:`recbole_speeder.schema`), and a model class may check its own settings
-  (``check_config(config)``), all before any data is read;
+  (``check_config(config)``), all before any data is read; an LLM model that cannot rank the
+  catalog is refused RecBole's ranking evaluation (:mod:`recbole_speeder.evaluation.protocols`);
 - RecBole's default negative sampling is kept, and switched off where the model's loss reads no
   negatives (``loss_type: CE``, SINE's ``NLL``), as RecBole asks its users to do
   (:meth:`Config._apply_negative_sampling`); the LLM models set theirs in ``llm.yaml``.
@@ -43,6 +44,7 @@ from recbole.utils import ModelType, argument_list
 
 from recbole_speeder.data.prepare.registry import EMBEDDED, dataset_dir, ensure_dataset_files, has_sequence_split, is_prepared
 from recbole_speeder.errors import ConfigError
+from recbole_speeder.evaluation.protocols import check_eval_protocol
 from recbole_speeder.launch import check_recbole_ddp_keys, init_launched_device, launched_rank, wait_for_main_process
 from recbole_speeder.schema import check_value, file_annotations
 
@@ -191,6 +193,7 @@ class Config(RecBoleConfig):
         check = getattr(self.model_class, "check_config", None)
         if check is not None:
             check(self.final_config_dict)
+        check_eval_protocol(self.model, self.model_class, self.final_config_dict, self.external_config_dict)
 
     def _apply_negative_sampling(self):
         """RecBole's default negative sampling (``train_neg_sample_args`` of its overall.yaml),

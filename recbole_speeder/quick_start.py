@@ -1,8 +1,10 @@
 """run(...) and objective_function(...) as RecBole's quick start has them, without ray.
 
-One run: config -> dataset -> RecBole split and dataloaders -> the model's side information
-(:func:`attach_side_info`) -> model -> trainer.fit ->
-RecBole's full-ranking test metrics -> the candidate-protocol metrics on the shared sets.
+One run: config -> dataset -> RecBole split and dataloaders (minus the items ``cold_item_ratio``
+holds out of training) -> the model's side information (:func:`attach_side_info`) -> model ->
+trainer.fit -> RecBole's ranking test metrics (every model that scores any item) -> the
+candidate-protocol metrics on the shared sets -> both again on the cold-target test rows
+(:mod:`recbole_speeder.data.cold_items`).
 Under ``accelerate launch`` / ``torchrun`` the LLM models train data-parallel
 (:mod:`recbole_speeder.trainer.distributed`): process 0 logs and writes the shared files first
 (candidate sets, feature caches, backbone conversions, saved dataloaders); a run ends with every
@@ -19,9 +21,11 @@ from recbole.utils import set_color
 
 from recbole_speeder.config import Config
 from recbole_speeder.data.candidates import load_or_draw
+from recbole_speeder.data.cold_items import cold_rows, cold_subset, hold_out_items
 from recbole_speeder.data.item_table import item_titles
 from recbole_speeder.errors import ConfigError
 from recbole_speeder.evaluation.candidate_eval import CandidateEvaluator
+from recbole_speeder.evaluation.protocols import split_result
 from recbole_speeder.features.image_summary import item_summaries
 from recbole_speeder.features.loader import load_item_features
 from recbole_speeder.features.sequential import (
@@ -176,6 +180,7 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
         dataset = create_dataset(config)
         logger.info(dataset)
         train_data, valid_data, test_data = data_preparation(config, dataset)
+    train_data = hold_out_items(config, train_data, logger)
 
     model_class = get_model(config["model"])
     candidate_only = getattr(model_class, "candidate_only", False)
@@ -199,6 +204,8 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
     logger.info(model)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     trainer.candidate_sets = candidate_sets
+    if candidate_only:
+        trainer.candidate_data = candidate_data
     dist.seed_process(config)  # launched processes draw their own negatives, dropout, PPT questions
 
     if model_file is None:
@@ -227,20 +234,49 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
         ),
         "saved_model_file": trainer.saved_model_file if saved else None,
     }
-    if candidate_only:  # the trainer validated and tested on the candidate sets already
-        result["candidate_valid"], result["candidate_test"] = best_valid_result, test_result
-        result["test_result"] = None
+    if candidate_only:  # the trainer scored the candidate sets already (and ranked, if the model can)
+        result["best_valid_result"], result["candidate_valid"] = split_result(best_valid_result)
+        result["test_result"], result["candidate_test"] = split_result(test_result)
     elif candidate_sets:
         evaluator = CandidateEvaluator(config)
         result["candidate_valid"] = evaluator.evaluate(model, candidate_data["valid"], candidate_sets["valid"])
         result["candidate_test"] = evaluator.evaluate(model, candidate_data["test"], candidate_sets["test"])
+    result.update(cold_target_results(config, trainer, train_data, test_data, candidate_data, candidate_sets))
     if result.get("candidate_test"):
         logger.info(set_color("candidate test result", "yellow") + f": {result['candidate_test']}")
         log_test_scalars(trainer, result["candidate_test"])
-    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
-    logger.info(set_color("test result", "yellow") + f": {test_result}")
+    logger.info(set_color("best valid ", "yellow") + f": {result['best_valid_result']}")
+    logger.info(set_color("test result", "yellow") + f": {result['test_result']}")
+    if result.get("cold_test_n"):
+        logger.info(set_color("cold-target test result", "yellow")
+                    + f" ({result['cold_test_n']} test sequences whose target has <= {config['cold_item_max_inter']} "
+                    f"training interactions): {result['cold_test_result']}; candidates: {result['candidate_cold_test']}")
     dist.end_run()  # a launched run: every process waits here; the group is destroyed at exit
     return result
+
+
+def cold_target_results(config, trainer, train_data, test_data, candidate_data, candidate_sets):
+    """The test metrics on the cold-target rows (:func:`~recbole_speeder.data.cold_items.cold_rows`),
+    from the best weights the test has loaded: ``cold_test_n`` (how many rows), ``cold_test_result``
+    (RecBole's ranking metrics, None for a model that cannot rank) and ``candidate_cold_test``."""
+    mask = cold_rows(config, train_data._dataset, test_data._dataset)
+    if mask is None or not mask.any():
+        return {"cold_test_n": 0 if mask is not None else None}
+    out = {"cold_test_n": int(mask.sum()), "cold_test_result": None, "candidate_cold_test": None}
+    model = trainer.model
+    if getattr(model, "candidate_only", False):
+        loader, trainer.candidate_sets["cold_test"] = cold_subset(config, test_data, mask, candidate_sets.get("test"))
+        if "test" in candidate_data:
+            trainer.candidate_data["cold_test"] = (
+                loader if candidate_data["test"] is test_data else cold_subset(config, candidate_data["test"], mask)[0])
+        result = trainer.evaluate(loader, load_best_model=False, split="cold_test")
+        out["cold_test_result"], out["candidate_cold_test"] = split_result(result)
+        return out
+    out["cold_test_result"] = trainer.evaluate(cold_subset(config, test_data, mask)[0], load_best_model=False)
+    if candidate_sets:
+        loader, subset = cold_subset(config, candidate_data["test"], mask, candidate_sets["test"])
+        out["candidate_cold_test"] = CandidateEvaluator(config).evaluate(model, loader, subset)
+    return out
 
 
 def objective_function(config_dict=None, config_file_list=None, saved=True):

@@ -365,11 +365,11 @@ def test_benchmark_tables_show_the_summary_cost_only_when_a_run_reports_it(tmp_p
         return {"model": model, "dataset": "tiny", "seed": seed, "train_ms_per_sample": 1.0, "test_result": None,
                 "candidate_test": {"hr@1": 0.5, "valid_ratio": 1.0, "vhr@1": 0.5, "infer_ms_per_sample": 2.0, **cand}}
 
-    plain = [flatten(result("SASRec", s)) for s in (1, 2)]
+    plain = [row for s in (1, 2) for row in flatten(result("SASRec", s))]
     table, base = write_tables(plain, str(tmp_path / "a"))
     assert "summary" not in table
-    summarised = [flatten(result("MLLMMSR", s, summary_ms_per_sample=3.0 + s, summary_train_ms_per_sample=5.0))
-                  for s in (1, 2)]
+    summarised = [row for s in (1, 2)
+                  for row in flatten(result("MLLMMSR", s, summary_ms_per_sample=3.0 + s, summary_train_ms_per_sample=5.0))]
     table, base = write_tables(read_runs([base + "-runs.csv"]) + summarised, str(tmp_path / "b"))
     header, _, sasrec, mllmmsr = table.strip().splitlines()[2:]
     columns = [c.strip() for c in header.strip("|").split("|")]

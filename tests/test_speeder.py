@@ -87,7 +87,7 @@ def test_reduce_overhead_marks_every_training_step_and_evaluation_batch(speeder_
     marks, seen = [], []
     mark = torch.compiler.cudagraph_mark_step_begin
     monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: (marks.append(1), mark())[1])
-    for name in ("calculate_loss", "candidate_scores"):
+    for name in ("calculate_loss", "full_sort_predict"):  # the evaluation of a run that ranks the catalog
         method = getattr(Speeder, name)
 
         def watched(self, *args, _method=method, _name=name):
@@ -100,7 +100,7 @@ def test_reduce_overhead_marks_every_training_step_and_evaluation_batch(speeder_
     assert marks == [] and seen
     seen.clear()
     run(model="Speeder", dataset="tiny", config_dict=dict(config, llm_compile="reduce-overhead"))
-    assert {name for name, _ in seen} == {"calculate_loss", "candidate_scores"}
+    assert {name for name, _ in seen} == {"calculate_loss", "full_sort_predict"}
     counts = [count for _, count in seen]
     assert counts[0] >= 1 and all(b > a for a, b in zip(counts, counts[1:]))  # a new mark before each call
 
@@ -489,9 +489,9 @@ def test_a_benchmark_job_keeps_its_curves_beside_its_row(speeder_config, workdir
     folder = workdir / "jobs" / "Speeder-2020"
     folder.mkdir(parents=True)
     spec = {"model": "Speeder", "dataset": "tiny", "config_dict": speeder_config}
-    _run_one(json.dumps(spec), str(folder / "row.json"))
-    assert json.loads((folder / "row.json").read_text())["model"] == "Speeder"
+    _run_one(json.dumps(spec), str(folder / "rows.json"))
+    assert json.loads((folder / "rows.json").read_text())[0]["model"] == "Speeder"
     for path in curve_files(run_log_file()):
         with open(path, "rb") as f:
             assert (folder / ("run-curves" + os.path.splitext(path)[1])).read_bytes() == f.read()
-    assert sorted(os.listdir(folder)) == ["row.json", "run-curves.csv", "run-curves.png"]
+    assert sorted(os.listdir(folder)) == ["rows.json", "run-curves.csv", "run-curves.png"]

@@ -40,13 +40,18 @@ def score_candidates(model, interaction, candidates):
     if hasattr(model, "candidate_scores"):
         model.begin_step()  # the LLM models: one evaluation batch (CUDA graphs, llm_compile)
         return model.candidate_scores(interaction, candidates)
-    valid = torch.ones_like(candidates[:, 0], dtype=torch.bool)
     try:
         scores = model.full_sort_predict(interaction)
     except NotImplementedError:  # DIN, DIEN: no full ranking, one score per (sequence, item)
+        valid = torch.ones_like(candidates[:, 0], dtype=torch.bool)
         return CandidateScores(scores=_predict_candidates(model, interaction, candidates), valid=valid)
-    scores = scores.view(candidates.shape[0], -1).gather(1, candidates)
-    return CandidateScores(scores=scores, valid=valid)
+    return catalog_candidate_scores(scores, candidates)
+
+
+def catalog_candidate_scores(scores, candidates):
+    """The :class:`CandidateScores` of ``candidates`` [B, C] read off scores of every item [B, n_items]."""
+    valid = torch.ones_like(candidates[:, 0], dtype=torch.bool)
+    return CandidateScores(scores=scores.view(candidates.shape[0], -1).gather(1, candidates), valid=valid)
 
 
 def _predict_candidates(model, interaction, candidates):
@@ -100,11 +105,11 @@ class CandidateEvaluator:
         """Metrics dict plus ``n`` and ``infer_ms_per_sample`` (whole pass, device synchronised)."""
         model.eval()
         self.invalid_examples = []
-        self._sync()
+        self.sync()
         start = time.perf_counter()
         rows, ranked, offset = self.score_batches(model, eval_data, candidate_set)
         rows, ranked = self.collect(rows, ranked)
-        self._sync()
+        self.sync()
         result = self.summarize(rows, ranked, offset, candidate_set, time.perf_counter() - start)
         if self.invalid_examples:
             getLogger().info("invalid answers (named no candidate, or several), first %d: %s",
@@ -127,13 +132,19 @@ class CandidateEvaluator:
             size = len(interaction)
             if self.keep_batch(index):
                 candidates = candidate_set.item_ids[offset : offset + size].to(self.device)
-                target_pos = candidate_set.target_pos[offset : offset + size].to(self.device)
                 out = score_candidates(model, interaction.to(self.device), candidates)
-                rows.append((offset, pessimistic_rank(out.scores.float(), target_pos).cpu(), out.valid.cpu()))
+                rows.append(self.rank_rows(out, candidate_set, offset))
                 ranked = ranked and out.ranked
                 self._keep_invalid_examples(out)
             offset += size
         return rows, ranked, offset
+
+    @staticmethod
+    def rank_rows(out, candidate_set, offset):
+        """(offset, ranks [B], valid [B]) on the host of one batch's :class:`CandidateScores`, the
+        rows ``offset``.. of ``candidate_set``."""
+        target_pos = candidate_set.target_pos[offset : offset + len(out.scores)].to(out.scores.device)
+        return offset, pessimistic_rank(out.scores.float(), target_pos).cpu(), out.valid.cpu()
 
     def _keep_invalid_examples(self, out):
         if out.answers is None:
@@ -159,6 +170,7 @@ class CandidateEvaluator:
         result["infer_ms_per_sample"] = round(1000.0 * elapsed / max(offset, 1), 4)
         return result
 
-    def _sync(self):
+    def sync(self):
+        """Wait for the device (a timed pass ends when its kernels have)."""
         if torch.cuda.is_available() and str(self.device).startswith("cuda"):
             torch.cuda.synchronize()

@@ -6,8 +6,8 @@ fine-tuned models, wrapped with LoRA adapters (``lora_*``; paper section 2.5) by
 every LLM model reads. A model lists the side information it reads from the dataset in
 ``side_info`` (:mod:`recbole_speeder.data.dataset`).
 
-An LLM recommender cannot score thousands of items per sequence; it is trained and scored on
-candidate sets (paper, section 3.1):
+Most LLM recommenders choose among the candidates written in their prompt and cannot score a
+whole catalog; they are trained and scored on candidate sets (paper, section 3.1):
 
 - training: each sequence gets its true next item plus ``candidate_num - 1`` random items not
   in its history, in a random order drawn from torch's global generator (seeded by RecBole's
@@ -15,6 +15,10 @@ candidate sets (paper, section 3.1):
 - evaluation: ``candidate_scores(interaction, candidates)`` on the stored sets of
   :mod:`recbole_speeder.data.candidates`, returning a
   :class:`~recbole_speeder.evaluation.candidate_eval.CandidateScores`.
+
+A model that can score any item without it being in the prompt says so in
+:meth:`LLMSequentialRecommender.ranks_catalog` and implements ``full_sort_predict`` / ``predict``;
+its runs then also get RecBole's ranking evaluation (:mod:`recbole_speeder.evaluation.protocols`).
 
 The last ``history_len`` items of the RecBole history are shown to the LLM.
 """
@@ -66,6 +70,17 @@ class LLMSequentialRecommender(SequentialRecommender):
             )
 
     @classmethod
+    def ranks_catalog(cls, config):
+        """Whether the model scores any item under ``config`` (``full_sort_predict`` / ``predict``),
+        so that RecBole's ranking evaluation (``eval_args`` mode) applies: not here."""
+        return False
+
+    @classmethod
+    def why_no_ranking(cls, config):
+        """Why the model cannot rank the catalog under ``config`` (for the refusal's message)."""
+        return "it chooses among the candidates written in its prompt"
+
+    @classmethod
     def side_info_for(cls, config):
         """The side information this model reads under ``config`` (``side_info`` by default)."""
         return cls.side_info
@@ -101,8 +116,10 @@ class LLMSequentialRecommender(SequentialRecommender):
         """The last ``history_len`` items of every sequence: list of int64 numpy arrays, oldest
         first (one copy of the batch's sequences to the host, where prompts are built; numpy
         slices, so that a row costs no tensor operator)."""
-        seq = interaction[self.ITEM_SEQ].cpu().numpy()
-        lengths = interaction[self.ITEM_SEQ_LEN].tolist()
+        return self.last_items(interaction[self.ITEM_SEQ].cpu().numpy(), interaction[self.ITEM_SEQ_LEN].tolist())
+
+    def last_items(self, seq, lengths):
+        """The last ``history_len`` items of each row of ``seq`` [B, L] (numpy) of length ``lengths``."""
         return [seq[i, max(0, n - self.history_len) : n] for i, n in enumerate(lengths)]
 
     def training_candidates(self, interaction, device=None):

@@ -17,6 +17,9 @@ causal LLM with LoRA -> the answer, read at the last position:
   item's placeholder (``score_readout: last_item``, the default), at the answer position
   (``answer``) or at both; cross-entropy over every item (``score_loss: catalog``, the default) or
   over the training candidates (``candidates``); no label has to be bound to its item.
+  Read at the last history item, the prompt holds no candidate, so the same hidden state scores
+  any item: ``full_sort_predict`` ranks the whole catalog and ``predict`` any (sequence, item)
+  pairs, for RecBole's ranking evaluation (``eval_args`` mode ``full`` / ``uniN`` / ``popN``).
 
 Training mixes the recommendation task with the positional proxy task PPT (eqs 13-14) and,
 in the stages ``reconstruction_stages`` (stage 1 by default, as section 2.5 asks), the
@@ -90,6 +93,20 @@ class Speeder(LLMSequentialRecommender):
             raise ConfigError("distill_weight > 0 distills the SASRec of the seq features, which "
                               f"seq_encoder_epochs: {config['seq_encoder_epochs']} leaves untrained: train it "
                               "(seq_encoder_epochs >= 1) or set distill_weight: 0.")
+
+    @classmethod
+    def ranks_catalog(cls, config):
+        """The scoring head read at the last history item: its prompt ends with the history (no
+        candidate in view), so every item can be scored from one hidden state."""
+        return config["answer_head"] == "score" and str(config["score_readout"]) == "last_item"
+
+    @classmethod
+    def why_no_ranking(cls, config):
+        if config["answer_head"] != "score":
+            return ("answer_head: index names one of the candidates in its prompt; answer_head: score with "
+                    "score_readout: last_item ranks every item")
+        return (f"score_readout: {config['score_readout']} reads a prompt that lists the candidates; "
+                "score_readout: last_item ranks every item")
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -482,6 +499,40 @@ class Speeder(LLMSequentialRecommender):
         return report
 
     # -- evaluation -----------------------------------------------------------------------
+    def _history_readout(self, histories):
+        """The scoring head's readouts (name -> hidden states [B, H]) of history-only prompts: the
+        prompt cut after its last history item, where no candidate is in view."""
+        none = np.zeros((len(histories), self.num_candidates), dtype=np.int64)  # laid out, then cut away
+        hidden, _, _, _ = self._forward(self.prompt.build(histories, none, history_only=True))
+        return hidden
+
+    def _require_catalog_ranking(self, method):
+        if not self.history_only:
+            settings = {"answer_head": self.answer_head, "score_readout": self.score_readout}
+            raise NotImplementedError(f"Speeder.{method}: {self.why_no_ranking(settings)}.")
+
+    @torch.no_grad()
+    def full_sort_predict(self, interaction):
+        """Scores [B, n_items] of every item (column i = item id i): the scoring head's query at the
+        last history item against every item's fused vector e_mm (eq 10), fused once per evaluation
+        pass (:meth:`_all_item_vectors`) and scored in one matrix product."""
+        self._require_catalog_ranking("full_sort_predict")
+        hidden = self._history_readout(self.recent_history(interaction))
+        return self._scores(hidden, self._all_item_vectors())
+
+    @torch.no_grad()
+    def predict(self, interaction):
+        """Scores [R] of the rows' items (``ITEM_ID``): each distinct history of the batch is encoded
+        once (RecBole's sampled evaluation repeats a history once per sampled item)."""
+        self._require_catalog_ranking("predict")
+        seq = interaction[self.ITEM_SEQ].cpu().numpy()
+        lengths = interaction[self.ITEM_SEQ_LEN].cpu().numpy()
+        rows, inverse = np.unique(np.concatenate([seq, lengths[:, None]], axis=1), axis=0, return_inverse=True)
+        hidden = self._history_readout(self.last_items(rows[:, :-1], rows[:, -1].tolist()))
+        inverse = torch.as_tensor(inverse.reshape(-1), device=self.label_ids.device)
+        items = self._all_item_vectors()[interaction[self.ITEM_ID].to(self.label_ids.device)]
+        return self._scores({name: h[inverse] for name, h in hidden.items()}, items[:, None, :])[:, 0]
+
     @torch.no_grad()
     def candidate_scores(self, interaction, candidates):
         histories = self.recent_history(interaction)

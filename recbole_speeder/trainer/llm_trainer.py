@@ -4,8 +4,12 @@ Differences from RecBole's ``Trainer`` (whose ``fit`` loop, early stopping and l
 kept):
 
 - validation and test score the stored candidate sets (:mod:`recbole_speeder.data.candidates`)
-  with :class:`~recbole_speeder.evaluation.candidate_eval.CandidateEvaluator`; early stopping
-  follows ``valid_metric`` among them (default ``vhr@1``);
+  with :class:`~recbole_speeder.evaluation.candidate_eval.CandidateEvaluator`; a model that ranks
+  the catalog (``ranks_catalog``) also gets RecBole's own ranking evaluation (``Trainer.evaluate``,
+  its collector and metrics, under ``eval_args``' mode), and in mode ``full`` the candidate scores
+  are read off the same full-sort scores, one pass for both protocols
+  (:mod:`recbole_speeder.evaluation.protocols`); early stopping follows ``valid_metric`` among
+  all of them (default ``vhr@1``);
 - only parameters with ``requires_grad`` are optimised, in the model's ``optimizer_groups``
   (Speeder's MRC and PPL may take ``plugin_learning_rate``), by Adam / AdamW in their fused form
   on a GPU; the learning rate warms up linearly
@@ -29,14 +33,19 @@ import inspect
 import itertools
 import math
 import os
+import time
 
+import numpy as np
 import torch
+from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 from tqdm import tqdm
 
 from recbole_speeder.compat import to_plain
 from recbole_speeder.errors import ConfigError
+from recbole_speeder.evaluation.candidate_eval import catalog_candidate_scores
+from recbole_speeder.evaluation.protocols import CANDIDATES, flat_metrics, metric_value, ranks_catalog
 from recbole_speeder.trainer.checkpoint import (
     is_checkpoint, load_trainable, read_trainer_state, rng_state, set_rng_state, write_checkpoint,
 )
@@ -101,8 +110,12 @@ class _LLMTrainerCore(Trainer):
         self.warmup_ratio = float(config["warmup_ratio"])
         self.lr_schedule = config["lr_schedule"]
         warmup_schedule(1, self.warmup_ratio, self.lr_schedule)  # a bad name fails before training
-        self.evaluator = self.dist.candidate_evaluator(config)
-        self.candidate_sets = {}
+        # self.evaluator stays RecBole's (ranking metrics); the candidate protocol has its own
+        self.candidate_evaluator = self.dist.candidate_evaluator(config)
+        self.ranks_catalog = ranks_catalog(type(model), config)
+        self.candidate_sets = {}  # split -> CandidateSet (quick_start.run sets both)
+        self.candidate_data = {}  # split -> a loader of the split's sequences in the sets' order
+        self._candidate_pass = None  # (rows, CandidateSet) while a full-sort pass also ranks the candidates
         self.scheduler = None
         self._pending_scheduler_state = None
         self._pending_random_state = None  # (rng, data order) of a resumed checkpoint
@@ -205,15 +218,63 @@ class _LLMTrainerCore(Trainer):
 
     # -- evaluation ---------------------------------------------------------------------
     def _valid_epoch(self, valid_data, show_progress=False):
-        result = self.evaluator.evaluate(self.model, valid_data, self.candidate_sets["valid"])
+        result = self._evaluate(valid_data, "valid", show_progress)
         epoch_hook = getattr(self.model, "valid_epoch_report", None)
-        if epoch_hook is not None:
-            result.update(epoch_hook())
+        if epoch_hook is not None:  # beside the candidate metrics (the validation curves of Figure 5)
+            (result.get(CANDIDATES) or result).update(epoch_hook())
         step = self.tensorboard_step(getattr(self, "_epoch_idx", 0))
         self.log_scalars("Valid", result, step)
-        self.valid_curves.append(curve_row(step, getattr(self, "stage", None), result))
-        self._last_valid = (result[self.valid_metric], result)
-        return result[self.valid_metric], result
+        self.valid_curves.append(curve_row(step, getattr(self, "stage", None), flat_metrics(result)))
+        score = metric_value(result, self.valid_metric)
+        self._last_valid = (score, result)
+        return score, result
+
+    def _evaluate(self, eval_data, split, show_progress=False):
+        """The metrics of one split: the candidate protocol's, or for a model that ranks the catalog
+        RecBole's ranking metrics (``Trainer.evaluate``) with the candidate metrics under
+        ``result["candidates"]``; in mode ``full`` both come from one pass over the split."""
+        candidate_set = self.candidate_sets.get(split)
+        if not self.ranks_catalog:
+            return self.candidate_evaluator.evaluate(self.model, eval_data, candidate_set)
+        one_pass = candidate_set is not None and isinstance(eval_data, FullSortEvalDataLoader)
+        self._candidate_pass = ([], candidate_set) if one_pass else None
+        self.candidate_evaluator.sync()
+        start = time.perf_counter()
+        try:
+            with self.dist.full_weights(self.model):  # every process ranks every row (no gather)
+                result = dict(Trainer.evaluate(self, eval_data, load_best_model=False, show_progress=show_progress))
+        finally:
+            rows, self._candidate_pass = self._candidate_pass, None
+        self.candidate_evaluator.sync()
+        elapsed = time.perf_counter() - start
+        if one_pass:
+            rows = rows[0]
+            offset = sum(len(ranks) for _, ranks, _ in rows)
+            result[CANDIDATES] = self.candidate_evaluator.summarize(rows, True, offset, candidate_set, elapsed)
+        elif candidate_set is not None:  # a sampled mode: the candidate protocol on its own loader
+            result[CANDIDATES] = self.candidate_evaluator.evaluate(self.model, self.candidate_data[split], candidate_set)
+        return result
+
+    def _full_sort_batch_eval(self, batched_data):
+        """RecBole's full-sort batch (``full_sort_predict``, then [PAD] and history masked); during a
+        one-pass evaluation the candidate ranks are read off the same scores first."""
+        interaction, history_index, positive_u, positive_i = batched_data
+        self.model.begin_step()
+        scores = self.model.full_sort_predict(interaction.to(self.device)).view(-1, self.tot_item_num).float()
+        if self._candidate_pass is not None:
+            rows, candidate_set = self._candidate_pass
+            offset = sum(len(ranks) for _, ranks, _ in rows)
+            candidates = candidate_set.item_ids[offset: offset + len(scores)].to(scores.device)
+            rows.append(self.candidate_evaluator.rank_rows(catalog_candidate_scores(scores, candidates),
+                                                           candidate_set, offset))
+        scores[:, 0] = -np.inf
+        if history_index is not None:
+            scores[history_index] = -np.inf
+        return interaction, scores, positive_u, positive_i
+
+    def _neg_sample_batch_eval(self, batched_data):
+        self.model.begin_step()
+        return super()._neg_sample_batch_eval(batched_data)
 
     # -- TensorBoard (RecBole's writer: log_tensorboard/<run>/) -----------------------------
     def tensorboard_step(self, epoch_idx):
@@ -224,9 +285,12 @@ class _LLMTrainerCore(Trainer):
         super()._add_train_loss_to_tensorboard(self.tensorboard_step(epoch_idx), losses, tag)
 
     def log_scalars(self, prefix, result, step):
-        """Every number of a result dict (candidate metrics, PPT accuracy...) as ``<prefix>/<name>``."""
+        """Every number of a result dict (candidate metrics, PPT accuracy...) as ``<prefix>/<name>``,
+        the candidate metrics of a run that also ranks as ``<prefix>/candidates/<name>``."""
         for name, value in (result or {}).items():
-            if name != "n" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, dict):
+                self.log_scalars(f"{prefix}/{name}", value, step)
+            elif name != "n" and isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.tensorboard.add_scalar(f"{prefix}/{name}", value, step)
         if hasattr(self.tensorboard, "flush"):
             self.tensorboard.flush()
@@ -235,7 +299,7 @@ class _LLMTrainerCore(Trainer):
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False, split="test"):
         if load_best_model:
             self.load_weights(model_file or self.saved_model_file)
-        return self.evaluator.evaluate(self.model, eval_data, self.candidate_sets[split])
+        return self._evaluate(eval_data, split, show_progress)
 
     # -- checkpoints --------------------------------------------------------------------
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):

@@ -99,7 +99,7 @@ class MLLMMSRTrainer(LLMTrainer):
         start = time.perf_counter()
         windows = []  # the whole split in one call: each generate round takes summary_batch_size prompts
         for index, batch in enumerate(eval_data):
-            if not self.evaluator.keep_batch(index):  # another process scores (and summarises) it
+            if not self.candidate_evaluator.keep_batch(index):  # another process scores (and summarises) it
                 continue
             windows += model.summary_windows(batch[0] if isinstance(batch, tuple) else batch)
         summarizer.summarize(windows)
