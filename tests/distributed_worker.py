@@ -114,7 +114,7 @@ def one_step(config_dict, out_dir):
 def whole_run(config_dict, out_dir):
     result = run(model="Speeder", dataset="tiny", config_dict=config_dict)
     rank = int(os.environ.get("RANK", "0"))
-    keep = ("candidate_valid", "candidate_test", "saved_model_file", "train_ms_per_sample")
+    keep = ("candidate_valid", "candidate_test", "test_result", "saved_model_file", "train_ms_per_sample")
     with open(os.path.join(out_dir, f"run-rank{rank}.json"), "w") as f:
         json.dump({k: result[k] for k in keep}, f)
 

@@ -131,6 +131,9 @@ def _check_metrics_match_one_process(runs, dist_config):
     assert runs[0]["saved_model_file"] == runs[1]["saved_model_file"]
     one = run(model="Speeder", dataset="tiny", config_dict=dist_config, model_file=runs[0]["saved_model_file"])
     assert _without_timing(one["candidate_test"]) == two[0]
+    # RecBole's full-sort ranking: every process ranks every sequence; the metrics of one process
+    assert runs[0]["test_result"] == runs[1]["test_result"] and "ndcg@10" in runs[0]["test_result"]
+    assert {k: float(v) for k, v in one["test_result"].items()} == pytest.approx(runs[0]["test_result"], abs=1e-4)
 
 
 def test_two_processes_match_one(dist_config, workdir):
