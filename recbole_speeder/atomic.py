@@ -12,15 +12,26 @@ of the plugin goes through this module:
 
 A write that fails or is interrupted removes its temporary file or folder and leaves the old
 target untouched; one that fails for want of room (:func:`write_failed`) is a DataError that
-names the target. Leftovers of a killed process (``.tmp-*`` beside the target) are removed
-by the next replacing folder write to the same place (:func:`remove_stale_temporaries`).
+names the target. A killed process cannot clean up: every temporary is named after its target and
+its writer (``.tmp-<target>-<host>-<pid>-<random>``, and ``.old-...`` for a folder moved aside),
+and every write removes, from the folder it writes into, the temporaries whose writer on this
+machine has ended (:func:`remove_stale_temporaries`); a live writer's are left alone, so two
+runs may write into one folder at once.
 """
 
 import contextlib
-import glob
 import os
+import re
 import shutil
+import socket
 import tempfile
+import zlib
+
+# the writer of a temporary: a hash of this machine's name and the process id
+_HOST = format(zlib.crc32(socket.gethostname().encode("utf-8")), "08x")
+# .tmp-<target>-<host>-<pid>-<8 random characters of tempfile><the target's extension, for files>
+_TEMPORARY = re.compile(
+    r"^\.(?P<kind>tmp|old)-(?P<target>.+)-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[a-z0-9_]{8}(?:\.[^/]*)?$")
 
 
 @contextlib.contextmanager
@@ -29,7 +40,8 @@ def atomic_file(path):
     file is renamed to ``path`` (for writers that take a file name, not a file object)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_temporary_prefix(path), suffix=os.path.splitext(path)[1])
     os.close(fd)
     try:
         yield tmp
@@ -75,22 +87,67 @@ def atomic_write_bytes(path, data):
     atomic_write(path, lambda f: f.write(data))
 
 
-def _temporary_prefix(path):
-    return f".tmp-{os.path.basename(os.path.normpath(path))}-"
+def _temporary_prefix(path, kind="tmp"):
+    return f".{kind}-{os.path.basename(os.path.normpath(path))}-{_HOST}-{os.getpid()}-"
 
 
-def remove_stale_temporaries(path):
-    """Remove the temporary folders that an interrupted :func:`atomic_folder` of ``path`` left."""
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (PermissionError): alive
+        return True
+    return True
+
+
+def _remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+def remove_stale_temporaries(path, same_target=False):
+    """Remove what killed writes left in the folder of ``path``: the temporary files and folders
+    (``.tmp-*``, ``.old-*``) whose writer ran on this machine and has ended, whatever their target.
+    A folder moved aside (``.old-``) whose target is missing goes back in its place: the write
+    stopped between its two renames, and the old folder is the last complete one.
+
+    ``same_target``: also remove untagged ``.tmp-<target>-*`` temporaries of ``path`` itself
+    (written before temporaries named their writer), for writes that own ``path`` (one writer
+    per path)."""
     parent = os.path.dirname(os.path.abspath(path))
-    for leftover in glob.glob(os.path.join(glob.escape(parent), glob.escape(_temporary_prefix(path)) + "*")):
-        shutil.rmtree(leftover, ignore_errors=True)
+    target = os.path.basename(os.path.normpath(path))
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith((".tmp-", ".old-"))]
+    except FileNotFoundError:
+        return
+    for name in names:
+        leftover = os.path.join(parent, name)
+        tagged = _TEMPORARY.match(name)
+        if tagged is None:
+            if same_target and name.startswith(f".tmp-{target}-"):
+                _remove(leftover)
+            continue
+        if tagged["host"] != _HOST or _process_alive(int(tagged["pid"])):
+            continue  # a live writer's, or another machine's: not ours to judge
+        original = os.path.join(parent, tagged["target"])
+        if tagged["kind"] == "old" and not os.path.lexists(original):
+            try:
+                os.replace(leftover, original)
+                continue
+            except OSError:  # another process put a folder there meanwhile: this one is stale
+                pass
+        _remove(leftover)
 
 
 def _swap_into_place(tmp, path):
     """Replace ``path`` by ``tmp``; the old folder is removed only once the new one is in."""
     old = None
     if os.path.lexists(path):
-        old = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=f".old-{os.path.basename(path)}-")
+        old = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=_temporary_prefix(path, kind="old"))
         os.rmdir(old)
         os.replace(path, old)
     try:
@@ -118,8 +175,8 @@ def atomic_folder(path, if_exists="replace"):
     path = os.path.abspath(path)
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
-    if if_exists == "replace":  # one writer per path: what an earlier, killed write left is stale
-        remove_stale_temporaries(path)
+    # "replace": one writer per path, so what an earlier, killed write of it left is stale
+    remove_stale_temporaries(path, same_target=if_exists == "replace")
     tmp = tempfile.mkdtemp(dir=parent, prefix=_temporary_prefix(path))
     try:
         umask = os.umask(0)

@@ -22,10 +22,12 @@ Differences from RecBole's ``Config``, each small:
 - ``split_mode`` chooses the paper's 7:2:1 split of sequences (``sequence``) or RecBole's
   leave-one-out (``LS``); ``auto`` takes ``sequence`` when the split files exist;
 - every value the user gives (config files, command line, config dict) is checked against the
-  ``(type)`` annotation of its key in the property files the run reads
-  (:mod:`recbole_speeder.schema`), and a model class may check its own settings
-  (``check_config(config)``), all before any data is read; an LLM model that cannot rank the
-  catalog is refused RecBole's ranking evaluation (:mod:`recbole_speeder.evaluation.protocols`);
+  ``(type)`` annotation of its key (:mod:`recbole_speeder.schema`): the annotation in the property
+  files the run reads, or, for a key of another model's files, any of those files' annotations;
+  a bad value's message names its file and line, or the command line; a model class may check
+  its own settings (``check_config(config)``), all before any data is read; an LLM model that
+  cannot rank the catalog is refused RecBole's ranking evaluation
+  (:mod:`recbole_speeder.evaluation.protocols`);
 - RecBole's default negative sampling is kept, and switched off where the model's loss reads no
   negatives (``loss_type: CE``, SINE's ``NLL``), as RecBole asks its users to do
   (:meth:`Config._apply_negative_sampling`); the LLM models set theirs in ``llm.yaml``.
@@ -64,25 +66,61 @@ _RECBOLE_EXTRA_KEYS = {
 ALL_ITEM_LOSSES = ("CE", "NLL")
 
 
-def _yaml_keys(path):
-    with open(path, "r", encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
-    return set(data)
+# folders of config files (``--config_files``), not property files: their keys are known, their
+# comments are no schema
+_CONFIG_FILE_FOLDERS = ("quick", "recipes", "quick_start_config")
+
+
+def _yaml_values(path):
+    with open(path, "r", encoding="utf-8") as f:  # RecBole's loader (its Config adds 1e-4 floats to it)
+        return yaml.load(f, Loader=yaml.FullLoader) or {}
+
+
+def _property_yaml_files():
+    """Every YAML file of RecBole's and the plugin's ``properties/`` folders."""
+    import recbole
+
+    recbole_properties = os.path.join(os.path.dirname(recbole.__file__), "properties")
+    return [path for root in (recbole_properties, PROPERTIES_DIR)
+            for path in sorted(glob.glob(os.path.join(root, "**", "*.yaml"), recursive=True))]
 
 
 @lru_cache(maxsize=1)
 def known_keys():
     """Every configuration key RecBole or the plugin understands."""
-    import recbole
-
     keys = set(_RECBOLE_EXTRA_KEYS)
     for group in ("general_arguments", "training_arguments", "evaluation_arguments", "dataset_arguments"):
         keys.update(getattr(argument_list, group))
-    recbole_properties = os.path.join(os.path.dirname(recbole.__file__), "properties")
-    for root in (recbole_properties, PROPERTIES_DIR):
-        for path in glob.glob(os.path.join(root, "**", "*.yaml"), recursive=True):
-            keys.update(_yaml_keys(path))
+    for path in _property_yaml_files():
+        keys.update(_yaml_values(path))
     return frozenset(keys)
+
+
+@lru_cache(maxsize=1)
+def annotated_keys():
+    """``{key: [(KeySpec, default), ...]}``: every annotation of a key in RecBole's and the plugin's
+    property files (every model's, the config-file folders left out), the plugin's last."""
+    specs = {}
+    for path in _property_yaml_files():
+        if os.path.basename(os.path.dirname(path)) in _CONFIG_FILE_FOLDERS:
+            continue
+        annotations = file_annotations(os.path.realpath(path))
+        if annotations:
+            values = _yaml_values(path)
+            for key, spec in annotations.items():
+                specs.setdefault(key, []).append((spec, values.get(key)))
+    return specs
+
+
+def _yaml_key_lines(text, loader):
+    """``{key: line}`` of the top-level keys of a YAML mapping (1-based); {} where YAML gives none."""
+    try:
+        node = yaml.compose(text, Loader=loader)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {key.value: key.start_mark.line + 1 for key, _ in node.value if isinstance(key, yaml.ScalarNode)}
 
 
 def check_keys(config_dict, where):
@@ -103,17 +141,22 @@ class Config(RecBoleConfig):
 
     def _load_config_files(self, file_list):
         file_config_dict = {}
+        sources = self.__dict__.setdefault("value_sources", {})  # key -> where its value was given
         for file in file_list or []:
             if not os.path.isfile(file):
                 raise ConfigError(f"Config file '{file}' does not exist.")
             try:
                 with open(file, "r", encoding="utf-8") as f:
-                    content = yaml.load(f.read(), Loader=self.yaml_loader) or {}
+                    text = f.read()
+                content = yaml.load(text, Loader=self.yaml_loader) or {}
             except yaml.YAMLError as err:
                 raise ConfigError(f"Config file '{file}' is not valid YAML: {err}") from None
             if not isinstance(content, dict):
                 raise ConfigError(f"Config file '{file}' must hold a mapping of key: value.")
-            check_keys(content, f"config file '{file}'")
+            lines = _yaml_key_lines(text, self.yaml_loader)
+            for key in content:
+                check_keys({key: None}, f"config file '{file}'" + (f", line {lines[key]}" if key in lines else ""))
+                sources[key] = f"in {file}, line {lines[key]}" if key in lines else f"in {file}"
             file_config_dict.update(content)
         return file_config_dict
 
@@ -179,15 +222,26 @@ class Config(RecBoleConfig):
             schema.update(file_annotations(os.path.realpath(path)))
         return schema
 
+    def _value_source(self, key):
+        """Where the user gave ``key``: ``on the command line`` or ``in <file>, line <n>``."""
+        if key in (self.variable_config_dict or {}):
+            return "on the command line"
+        return self.__dict__.get("value_sources", {}).get(key, "in a config file")
+
     def _check_value_types(self):
-        """Every value the user gave, against its key's annotation; one clear ConfigError."""
+        """Every value the user gave, against its key's annotation, whatever the model: the
+        annotation of the run's own property files, else any property file's (a key of another
+        model's files, e.g. Speeder's ``stage_epochs`` given to SASRec, is still checked: the value
+        must suit one of them); one clear ConfigError."""
         schema = self.key_schema()
         for key, value in self.external_config_dict.items():
-            spec = schema.get(key)
-            if spec is None:
-                continue
-            where = "on the command line" if key in (self.variable_config_dict or {}) else "in a config file"
-            message = check_value(key, value, spec, self.internal_config_dict.get(key, value), where)
+            where = self._value_source(key)
+            if key in schema:
+                message = check_value(key, value, schema[key], self.internal_config_dict.get(key, value), where)
+            else:
+                messages = [check_value(key, value, spec, default, where)
+                            for spec, default in annotated_keys().get(key, ())]
+                message = messages[-1] if messages and all(messages) else None
             if message:
                 raise ConfigError(message)
         check = getattr(self.model_class, "check_config", None)

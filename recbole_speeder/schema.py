@@ -189,8 +189,8 @@ def check_value(key, value, spec, default=None, where=""):
     """None when ``value`` is accepted by ``spec``, else the one-line message (key, value, accepted);
     ``where`` (e.g. ``on the command line``) says where the value came from.
 
-    ``default`` is the value of the property files: ``~`` there means ``~`` is accepted, and a
-    value of the default's own type is taken even where the annotation says otherwise (an
+    ``default`` is the value of the property files: ``~`` there means ``~`` is accepted, and where
+    the default itself does not fit the annotation, a value of the default's own type is taken (an
     annotation that is wrong never refuses what the file itself holds)."""
     got = f"got {_show(value)} {where}".rstrip()
     where = f" ({where})" if where else ""
@@ -200,7 +200,8 @@ def check_value(key, value, spec, default=None, where=""):
         return f"{key} must be {describe_spec(spec, default)} ({got})."
     typed = [k for k in spec.kinds if _type_matches(value, k)]
     if not typed:
-        same_as_default = default is not None and (
+        annotation_wrong = default is not None and not any(_type_matches(default, k) for k in spec.kinds)
+        same_as_default = annotation_wrong and (
             type(value) is type(default) or (_is_number(value) and _is_number(default)))
         if same_as_default:
             return None

@@ -82,10 +82,14 @@ _COMPAT_TRAINERS = {}
 def get_trainer(model_type, model_name):
     """Trainer class: ``recbole_speeder.trainer.<Model>Trainer`` if it exists, else RecBole's.
 
-    RecBole's trainers are returned with :class:`~recbole_speeder.compat.CheckpointCompatMixin`
-    (checkpoints that load with ``weights_only=True``) and
+    RecBole's trainers are returned with
+    :class:`~recbole_speeder.trainer.checkpoint.RecBoleCheckpointMixin` (a checkpoint name of the
+    run's own; the random generators, data order and best validation saved, so that ``--resume``
+    is exact), :class:`~recbole_speeder.compat.CheckpointCompatMixin` (checkpoints that load with
+    ``weights_only=True``, written atomically) and
     :class:`~recbole_speeder.trainer.timing.TrainTimeMixin` (per-sample training time) mixed in.
     """
+    from recbole_speeder.trainer.checkpoint import RecBoleCheckpointMixin
     from recbole_speeder.trainer.timing import TrainTimeMixin
 
     trainer_module = importlib.import_module("recbole_speeder.trainer")
@@ -93,7 +97,8 @@ def get_trainer(model_type, model_name):
         return getattr(trainer_module, model_name + "Trainer")
     base = recbole_get_trainer(model_type, model_name)
     if base not in _COMPAT_TRAINERS:
-        _COMPAT_TRAINERS[base] = type(base.__name__, (compat.CheckpointCompatMixin, TrainTimeMixin, base), {})
+        mixins = (RecBoleCheckpointMixin, compat.CheckpointCompatMixin, TrainTimeMixin)
+        _COMPAT_TRAINERS[base] = type(base.__name__, (*mixins, base), {})
     return _COMPAT_TRAINERS[base]
 
 

@@ -22,8 +22,8 @@ def test_plugin_defaults_and_leave_one_out(fast_config):
 
 
 def test_yaml_typo_suggests_closest_key(fast_config, workdir):
-    (workdir / "bad.yaml").write_text("learning_rat: 0.01\n")
-    with pytest.raises(ConfigError, match=r"learning_rat.*bad\.yaml.*learning_rate"):
+    (workdir / "bad.yaml").write_text("epochs: 1\nlearning_rat: 0.01\n")
+    with pytest.raises(ConfigError, match=r"learning_rat.*bad\.yaml', line 2.*learning_rate"):
         Config(model="SASRec", dataset="tiny", config_file_list=[str(workdir / "bad.yaml")], config_dict=fast_config)
 
 
@@ -145,6 +145,10 @@ def _cli(*args):
     ("Speeder", ["--mpo_stages=[3,1]"], r"mpo_stages must be an increasing list"),  # the model's own checks
     ("TALLRec", ["--llm_path=/no/such/model.gguf"], r"llm_path '/no/such/model\.gguf': no such GGUF file"),
     ("SASRec", ["--epochs=abc"], r"epochs must be an integer \(got 'abc'"),  # RecBole's annotation
+    # a key of another model's property files, checked whatever the model
+    ("SASRec", ["--stage_epochs=abc"], r"stage_epochs must be a list of integers.*got 'abc' on the command line"),
+    ("SASRec", ["--lora_r=0"], r"lora_r must be at least 1 \(got 0"),
+    ("Speeder", ["--inner_size=abc"], r"inner_size must be an integer \(got .abc."),  # RecBole's model files
 ])
 def test_typed_keys_are_checked_before_any_data(fast_config, monkeypatch, model, args, message):
     import recbole_speeder.config as config_module
@@ -155,6 +159,46 @@ def test_typed_keys_are_checked_before_any_data(fast_config, monkeypatch, model,
     monkeypatch.setattr(config_module, "ensure_dataset_files", no_data)
     with pytest.raises(ConfigError, match=message):
         Config(model=model, dataset="tiny", config_dict=dict(fast_config, **_cli(*args)))
+
+
+def test_a_key_of_another_model_with_a_bad_value_exits_2_in_one_line(fast_config, monkeypatch, capsys):
+    """The run script in this process: ``--stage_epochs=abc`` (Speeder's key) refused for SASRec
+    before any data is read, in one ``error:`` line, exit status 2."""
+    import importlib.util
+
+    import recbole_speeder.config as config_module
+
+    monkeypatch.setattr(config_module, "ensure_dataset_files", lambda *a: pytest.fail("data looked at"))
+    spec = importlib.util.spec_from_file_location("run_script", os.path.join(REPO, "run_recbole_speeder.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with pytest.raises(SystemExit) as exit_:
+        script.main(["--model=SASRec", "--dataset=tiny", "--stage_epochs=abc",
+                     f"--data_path={fast_config['data_path']}"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: stage_epochs must be a list of integers (each at least 0), e.g. [1, 1, 1] "
+        "(got 'abc' on the command line)."]
+    # a value that suits the key passes, for any model
+    monkeypatch.undo()
+    config = Config(model="SASRec", dataset="tiny", config_dict=dict(fast_config, **_cli("--stage_epochs=[1,0,2]")))
+    assert config["stage_epochs"] == [1, 0, 2]
+
+
+@pytest.mark.parametrize("model", ["Speeder", "SASRec"])
+def test_a_wrong_typed_yaml_value_names_its_file_and_line(fast_config, workdir, monkeypatch, model):
+    import recbole_speeder.config as config_module
+
+    monkeypatch.setattr(config_module, "ensure_dataset_files", lambda *a: pytest.fail("data looked at"))
+    good, bad = workdir / "good.yaml", workdir / "bad.yaml"
+    good.write_text("stopping_step: 3\n")
+    bad.write_text("# my settings\nlearning_rate: 0.01\n\nstage_epochs: [1, x, 2]\n")
+    with pytest.raises(ConfigError, match=rf"stage_epochs must be a list of integers.*\(got \[1, 'x', 2\] "
+                                          rf"in {bad}, line 4\)\."):
+        Config(model=model, dataset="tiny", config_file_list=[str(good), str(bad)], config_dict=fast_config)
+    bad.write_text("stopping_step: three\n")
+    with pytest.raises(ConfigError, match=rf"stopping_step must be an integer.*\(got 'three' in {bad}, line 1\)"):
+        Config(model=model, dataset="tiny", config_file_list=[str(good), str(bad)], config_dict=fast_config)
 
 
 def test_bare_word_lists_parse_and_typed_values_pass(fast_config):

@@ -6,6 +6,7 @@ import os
 import shutil
 
 import pytest
+import torch
 
 from recbole_speeder.quick_start import run
 from recbole_speeder.trainer.checkpoint import read_trainer_state
@@ -120,3 +121,107 @@ def test_tensorboard_holds_candidate_metrics_and_ppt_accuracy_per_epoch(uninterr
     assert best == pytest.approx(result["candidate_valid"]["vhr@1"])
     assert [0, 1, 2] == sorted(step for step, _ in scalars["Loss/Train"])[-3:]
     assert scalars["Test/vhr@1"][0][1] == pytest.approx(result["candidate_test"]["vhr@1"])
+
+
+# -- RecBole's own models: the same exactness, RecBole's .pth ----------------------------------------
+RECBOLE = dict(FAST, epochs=4, seed=2020, MAX_ITEM_LIST_LENGTH=10)
+
+
+def _record_recbole_losses(monkeypatch, stop_at=None):
+    """[(epoch, loss)] of every training epoch of the runs that follow; ``stop_at``: the epoch at
+    whose start the run is stopped (a kill after the epochs before it and their checkpoints)."""
+    from recbole.trainer import Trainer
+
+    losses = []
+    train_epoch = Trainer._train_epoch
+
+    def recording(self, train_data, epoch_idx, *args, **kwargs):
+        if epoch_idx == stop_at:
+            raise Stop()
+        loss = train_epoch(self, train_data, epoch_idx, *args, **kwargs)
+        losses.append((epoch_idx, loss))
+        return loss
+
+    monkeypatch.setattr(Trainer, "_train_epoch", recording)
+    return losses
+
+
+# SASRec with CE over all items; GRU4Rec with BPR draws negatives (numpy's generator)
+@pytest.mark.parametrize("model, settings", [("SASRec", {}), ("GRU4Rec", {"loss_type": "BPR"})])
+def test_recbole_model_killed_after_epoch_2_and_resumed_equals_the_straight_run(fast_config, monkeypatch, model,
+                                                                              settings):
+    config = dict(fast_config, **RECBOLE, **settings)
+    with monkeypatch.context() as patch:
+        straight_losses = _record_recbole_losses(patch)
+        straight = run(model=model, dataset="tiny", config_dict=config)
+    with monkeypatch.context() as patch:
+        _record_recbole_losses(patch, stop_at=2)
+        with pytest.raises(Stop):
+            run(model=model, dataset="tiny", config_dict=config)
+    (checkpoint,) = set(glob.glob(os.path.join("saved", f"{model}-*.pth"))) - {straight["saved_model_file"]}
+    state = torch.load(checkpoint, weights_only=True)  # RecBole's keys and the resume state
+    assert state["epoch"] == 1 and {"state_dict", "optimizer", "rng", "data_order", "best_valid_result"} <= set(state)
+
+    with monkeypatch.context() as patch:
+        resumed_losses = _record_recbole_losses(patch)
+        resumed = run(model=model, dataset="tiny", config_dict=config, resume_file=checkpoint)
+    assert resumed_losses == straight_losses[2:]  # epochs 2 and 3, to the last bit
+    assert resumed["test_result"] == straight["test_result"]
+    assert _without_timing(resumed["candidate_test"]) == _without_timing(straight["candidate_test"])
+    assert resumed["best_valid_result"] == straight["best_valid_result"]
+
+
+def test_recbole_checkpoint_without_the_resume_state_resumes_and_says_it_is_not_exact(fast_config, monkeypatch):
+    """A .pth written before the random states were saved (or by RecBole itself) still resumes."""
+    from recbole_speeder.trainer.curves import run_log_file
+
+    config = dict(fast_config, **dict(RECBOLE, epochs=2))
+    with monkeypatch.context() as patch:
+        _record_recbole_losses(patch, stop_at=1)
+        with pytest.raises(Stop):
+            run(model="SASRec", dataset="tiny", config_dict=config)
+    (checkpoint,) = glob.glob(os.path.join("saved", "SASRec-*.pth"))
+    state = torch.load(checkpoint, weights_only=True)
+    torch.save({k: v for k, v in state.items() if k not in ("rng", "data_order", "scheduler", "best_valid_result")},
+               checkpoint)
+    losses = _record_recbole_losses(monkeypatch)
+    run(model="SASRec", dataset="tiny", config_dict=config, resume_file=checkpoint)
+    assert [epoch for epoch, _ in losses] == [1]
+    with open(run_log_file()) as f:
+        log = f.read()
+    assert f"{checkpoint} holds no random states and data order" in log and "the resumed run is not exact" in log
+
+
+def test_runs_started_in_the_same_second_write_and_reload_their_own_checkpoints(fast_config, monkeypatch):
+    """RecBole names a .pth by the second its run started; two runs of that second, one checkpoint_dir."""
+    import recbole.trainer.trainer as recbole_trainer
+    from recbole.trainer import Trainer
+
+    monkeypatch.setattr(recbole_trainer, "get_local_time", lambda: "Dec-04-2026_15-04-31")
+    reloaded = []
+    evaluate = Trainer.evaluate
+
+    def recording(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        if load_best_model:
+            reloaded.append(model_file or self.saved_model_file)
+        return evaluate(self, eval_data, load_best_model, model_file, show_progress)
+
+    monkeypatch.setattr(Trainer, "evaluate", recording)
+    runs = [run(model="SASRec", dataset="tiny", config_dict=dict(fast_config, epochs=1, seed=seed))
+            for seed in (1, 2)]
+    files = [r["saved_model_file"] for r in runs]
+    assert len(set(files)) == 2 and all(os.path.basename(f).startswith("SASRec-Dec-04-2026_15-04-31-") for f in files)
+    assert sorted(glob.glob(os.path.join("saved", "*.pth"))) == sorted(files)
+    assert reloaded == files  # each run reloaded the file it wrote, and only that one
+    weights = [torch.load(f, weights_only=True)["state_dict"]["item_embedding.weight"] for f in files]
+    assert not torch.equal(*weights)
+
+
+def test_a_checkpoint_save_killed_mid_write_leaves_no_temporary_after_the_next_run(fast_config, workdir):
+    from test_atomic import killed_write
+
+    (workdir / "saved").mkdir()
+    killed_write("file", workdir / "saved" / "SASRec-Dec-04-2026_15-04-31-0a1b2c.pth")
+    assert glob.glob(os.path.join("saved", ".tmp-*.pth"))
+    result = run(model="SASRec", dataset="tiny", config_dict=dict(fast_config, epochs=1))
+    assert os.listdir("saved") == [os.path.basename(result["saved_model_file"])]

@@ -32,7 +32,6 @@ kept):
 import inspect
 import itertools
 import math
-import os
 import time
 
 import numpy as np
@@ -47,7 +46,7 @@ from recbole_speeder.errors import ConfigError
 from recbole_speeder.evaluation.candidate_eval import catalog_candidate_scores
 from recbole_speeder.evaluation.protocols import CANDIDATES, flat_metrics, metric_value, ranks_catalog
 from recbole_speeder.trainer.checkpoint import (
-    is_checkpoint, load_trainable, read_trainer_state, rng_state, set_rng_state, write_checkpoint,
+    ResumeStateMixin, is_checkpoint, load_trainable, read_trainer_state, unique_checkpoint_name, write_checkpoint,
 )
 from recbole_speeder.trainer.curves import curve_row, run_log_file, write_curves
 from recbole_speeder.trainer.distributed import context_for
@@ -90,18 +89,16 @@ def fused_adam(optimizer, device_types=("cuda",)):
     return type(optimizer)(groups, **dict(defaults, fused=True, foreach=None))
 
 
-class _LLMTrainerCore(Trainer):
+class _LLMTrainerCore(ResumeStateMixin, Trainer):
     """RecBole trainer for models that set ``candidate_only = True`` (see the module doc)."""
 
     def __init__(self, config, model):
         super().__init__(config, model)
         self.dist = context_for(config)
         self.dist.silence_trainer(self)
-        # RecBole names a checkpoint by the second its run started, so runs started in the same
-        # second (a parallel sweep in one folder) would write into one folder: a random suffix
-        # (os.urandom, no seeded generator is touched) keeps them apart. Every process must
-        # name the same folder: process 0's.
-        unique = f"{self.saved_model_file[: -len('.pth')]}-{os.urandom(3).hex()}"
+        # a folder of its own (runs started in the same second share RecBole's name); every
+        # process must name the same folder: process 0's
+        unique = unique_checkpoint_name(self.saved_model_file, extension="")
         self.saved_model_file = self.dist.broadcast_object(unique)
         self.valid_metric = config["valid_metric"].lower()
         self.valid_metric_bigger = True
@@ -118,10 +115,7 @@ class _LLMTrainerCore(Trainer):
         self._candidate_pass = None  # (rows, CandidateSet) while a full-sort pass also ranks the candidates
         self.scheduler = None
         self._pending_scheduler_state = None
-        self._pending_random_state = None  # (rng, data order) of a resumed checkpoint
-        self._train_loader = None
         self.valid_curves = []  # one point per validation (trainer/curves.py, Figure 5)
-        self._last_valid = (None, None)  # (score, metrics) of the latest validation
 
     # -- optimisation -------------------------------------------------------------------
     def _build_optimizer(self, **kwargs):
@@ -148,31 +142,16 @@ class _LLMTrainerCore(Trainer):
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         if self.scheduler is None:
             self._build_scheduler(train_data, self.epochs)  # one schedule over all epochs
-        self._train_loader = train_data
-        self._restore_random_state(train_data)
         outcome = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
         log_file = run_log_file()
         if self.dist.is_main_process and log_file and saved:
             write_curves(self.valid_curves, log_file)
         return outcome
 
-    def _random_state(self):
-        """Random generators and the training data order at this point (saved with a checkpoint)."""
-        loader = getattr(self._train_loader, "generator", None)
-        return {"rng": rng_state(), "data_order": loader.get_state() if loader is not None else None}
-
-    def _restore_random_state(self, train_data):
-        """A resumed run continues from the saved generators, so that it draws (batches, negatives,
-        dropout, PPT questions) what the uninterrupted run drew. Launched processes keep their
-        own per-process seeds (one process's state is saved) and restore the data order only."""
-        if self._pending_random_state is None:
-            return
-        rng, order = self._pending_random_state
-        self._pending_random_state = None
-        if rng is not None and not self.dist.enabled:
-            set_rng_state(rng)
-        if order is not None and getattr(train_data, "generator", None) is not None:
-            train_data.generator.set_state(order.cpu())
+    def _restores_process_rng(self):
+        """Launched processes keep their own per-process seeds (one process's state is saved) and
+        restore the data order only."""
+        return not self.dist.enabled
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         self._epoch_idx = epoch_idx
@@ -226,7 +205,7 @@ class _LLMTrainerCore(Trainer):
         self.log_scalars("Valid", result, step)
         self.valid_curves.append(curve_row(step, getattr(self, "stage", None), flat_metrics(result)))
         score = metric_value(result, self.valid_metric)
-        self._last_valid = (score, result)
+        self._last_valid = (score, result)  # the mixin's _valid_epoch is not reached from here
         return score, result
 
     def _evaluate(self, eval_data, split, show_progress=False):
@@ -324,15 +303,6 @@ class _LLMTrainerCore(Trainer):
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {folder}")
 
-    def _best_result_so_far(self):
-        """The validation metrics of the best epoch, for a checkpoint. RecBole saves the checkpoint
-        of a new best epoch before it records that epoch's metrics, so they are the last
-        validation's when its score is the best score."""
-        score, result = self._last_valid
-        if result is not None and score == self.best_valid_score:
-            return dict(result)
-        return dict(self.best_valid_result) if self.best_valid_result else None
-
     def _extra_state(self):
         return {}
 
@@ -359,8 +329,8 @@ class _LLMTrainerCore(Trainer):
                               f"(plugin_learning_rate makes a second group).")
         self.optimizer.load_state_dict(state["optimizer"])
         self._pending_scheduler_state = state.get("scheduler")
-        self._pending_random_state = (state.get("rng"), state.get("data_order"))
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+        self._expect_random_state(state, folder)
         return state
 
 
