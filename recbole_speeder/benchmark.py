@@ -21,12 +21,12 @@ import sys
 import time
 
 from recbole_speeder.atomic import atomic_write, atomic_write_bytes, atomic_write_text
+from recbole_speeder.evaluation.protocols import CANDIDATES, RECBOLE_PREFIX, flat_metrics
 from recbole_speeder.quick_start import run
 from recbole_speeder.trainer.curves import curve_files, run_log_file
 
 CANDIDATE_COLUMNS = ["hr@1", "valid_ratio", "vhr@1", "ndcg@3", "ndcg@5", "mrr"]
 RECBOLE_METRICS = ("recall", "ndcg")  # RecBole's ranking metrics in the table, at every K the run reports
-RECBOLE_PREFIX = "recbole:"  # before a ranking column named as a candidate one (RecBole's NDCG@5 is another number)
 COLD_SUFFIX = " [cold targets]"  # the model label of a cold-target row
 TIME_COLUMNS = ["train_ms_per_sample", "infer_ms_per_sample"]
 # MLLM-MSR's preference summaries (training / test sequences), kept apart from the two above;
@@ -38,9 +38,10 @@ def _metric_row(model, result, candidates, ranking):
     row = {"model": model, "dataset": result["dataset"], "seed": result["seed"]}
     for key in CANDIDATE_COLUMNS:
         row[key] = (candidates or {}).get(key)
-    for key, value in (ranking or {}).items():
-        if key.split("@")[0] in RECBOLE_METRICS:
-            row[RECBOLE_PREFIX * (key in CANDIDATE_COLUMNS) + key] = float(value)
+    flat = flat_metrics(dict(ranking or {}, **{CANDIDATES: {k: row[k] for k in CANDIDATE_COLUMNS}}))
+    for key, value in flat.items():
+        if key not in CANDIDATE_COLUMNS and key.removeprefix(RECBOLE_PREFIX).split("@")[0] in RECBOLE_METRICS:
+            row[key] = float(value)
     return row
 
 

@@ -87,8 +87,15 @@ def split_result(result):
     return ranking, result[CANDIDATES]
 
 
+RECBOLE_PREFIX = "recbole:"  # before a ranking metric named as a candidate one (RecBole's ndcg@5 is another number)
+
+
 def flat_metrics(result):
-    """Every number of a result in one flat dict: the candidate metrics, then the others (which win
-    a shared name), for curves and TensorBoard."""
+    """Every number of a result in one flat dict, for curves, TensorBoard and tables: the candidate
+    metrics under their names, then RecBole's, prefixed with :data:`RECBOLE_PREFIX` where a
+    candidate metric has the same name."""
     ranking, candidates = split_result(result)
-    return dict(candidates or {}, **(ranking or {}))
+    flat = dict(candidates or {})
+    for name, value in (ranking or {}).items():
+        flat[RECBOLE_PREFIX * (name in flat) + name] = value
+    return flat

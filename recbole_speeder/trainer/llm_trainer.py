@@ -264,12 +264,10 @@ class _LLMTrainerCore(ResumeStateMixin, Trainer):
         super()._add_train_loss_to_tensorboard(self.tensorboard_step(epoch_idx), losses, tag)
 
     def log_scalars(self, prefix, result, step):
-        """Every number of a result dict (candidate metrics, PPT accuracy...) as ``<prefix>/<name>``,
-        the candidate metrics of a run that also ranks as ``<prefix>/candidates/<name>``."""
-        for name, value in (result or {}).items():
-            if isinstance(value, dict):
-                self.log_scalars(f"{prefix}/{name}", value, step)
-            elif name != "n" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        """Every number of a result dict (candidate metrics, PPT accuracy, RecBole's ranking
+        metrics...) as ``<prefix>/<name>`` (names of :func:`~recbole_speeder.evaluation.protocols.flat_metrics`)."""
+        for name, value in flat_metrics(result or {}).items():
+            if name != "n" and isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.tensorboard.add_scalar(f"{prefix}/{name}", value, step)
         if hasattr(self.tensorboard, "flush"):
             self.tensorboard.flush()
