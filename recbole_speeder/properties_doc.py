@@ -16,11 +16,8 @@ import os
 import yaml
 
 from recbole_speeder.config import PROPERTIES_DIR, SHARED_PROPERTY_FILES
+from recbole_speeder.model.abstract_llm import LLMSequentialRecommender
 from recbole_speeder.schema import annotated_keys
-
-# Files every run or model family reads, in the order they are merged (config.py); then the
-# per-model and per-dataset files. The files of quick/ and recipes/ are for --config_files.
-FAMILY_FILES = ("llm.yaml",)
 
 HEADER = """# Properties
 
@@ -39,8 +36,10 @@ themselves; `tests/test_properties_doc.py` checks that this page matches them.
 
 
 def property_files():
-    """Paths of the default property files, relative to PROPERTIES_DIR, in merge order."""
-    names = list(SHARED_PROPERTY_FILES) + list(FAMILY_FILES)
+    """Paths of the default property files, relative to PROPERTIES_DIR, in the order Config merges
+    them: the files of every run, the LLM models' own, then the per-model and per-dataset files
+    (those of quick/ and recipes/ are for --config_files)."""
+    names = list(SHARED_PROPERTY_FILES) + list(LLMSequentialRecommender.property_files)
     for folder in ("model", "dataset"):
         paths = sorted(glob.glob(os.path.join(PROPERTIES_DIR, folder, "*.yaml")))
         names += [os.path.join(folder, os.path.basename(path)) for path in paths]
