@@ -88,21 +88,35 @@ def parse_annotation(text):
     return KeySpec(tuple(kinds), none_ok, text)
 
 
-@lru_cache(maxsize=None)
-def file_annotations(path):
-    """``{key: KeySpec}`` of the top-level keys of one property file that carry an annotation."""
-    specs = {}
+def annotated_keys(path):
+    """``[(key, annotation, meaning)]`` of the top-level keys of one property file that carry an
+    annotation, in file order: the annotation as written between the parentheses, and the rest of
+    its comment joined with the indented comment lines that continue it."""
+    entries, current = [], None
     with open(path, "r", encoding="utf-8") as f:
         for line in f:
             match = _KEY_LINE.match(line)
             if match is None:
+                if current is not None and line[:1].isspace() and "#" in line:
+                    current[2].append(line.split("#", 1)[1].strip())
                 continue
             annotation = _ANNOTATION.search(line, match.end())
             if annotation is None:
+                current = None
                 continue
-            spec = parse_annotation(annotation.group(1))
-            if spec is not None:
-                specs[match.group(1)] = spec
+            current = (match.group(1), annotation.group(1).strip(), [line[annotation.end():].strip()])
+            entries.append(current)
+    return [(key, text, " ".join(part for part in meaning if part)) for key, text, meaning in entries]
+
+
+@lru_cache(maxsize=None)
+def file_annotations(path):
+    """``{key: KeySpec}`` of the top-level keys of one property file that carry an annotation."""
+    specs = {}
+    for key, text, _ in annotated_keys(path):
+        spec = parse_annotation(text)
+        if spec is not None:
+            specs[key] = spec
     return specs
 
 

@@ -157,7 +157,7 @@ def test_history_only_rows_end_at_the_history_and_ask_ppt_right_after_it(prompt,
 
 
 def test_the_default_ppt_question_adds_fourteen_tokens_after_the_history(prompt):
-    """The speed measured for the default (docs/benchmarks.md, sixth session) assumes a PPT row
+    """The speed measured for the default (docs/benchmarks.md, "Llama-2-7B shape") assumes a PPT row
     is its cut recommendation prompt plus 14 tokens: 11 of text and a, b, c (SmolLM2 tokenizer)."""
     cut = prompt.build(HISTORIES, CANDIDATES, history_only=True)
     shared = prompt.build_shared(HISTORIES, CANDIDATES, TARGET_POS, PPT_ROWS, ABC, history_only=True)

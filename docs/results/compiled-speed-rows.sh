@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 18 on one H200, alone on the GPU: the compiled SmolLM2-shape rows after the tenth session's changes (the
+# Issue 18 on one H200, alone on the GPU: the compiled SmolLM2-shape rows after the changes of 2026-12-01, commits 9b48e5c and 8dcac3b (the
 # trainer's fused AdamW, the scoring head and the distillation projection compiled, the CUDA-graph step marks),
 # against ../2026-12-01-h200-c/ (device-lib.sh compiled_speed_rows: reduce-overhead with a profile, default, and
 # default with packed prompts, which were never compiled and timed together). About 20 minutes.

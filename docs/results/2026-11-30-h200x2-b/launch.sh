@@ -1,5 +1,5 @@
 #!/bin/bash
-# The second nvidia-h200-x2 session of 2026-11-30, all of it on the device without a call in
+# The nvidia-h200-x2 run of 2026-11-30 at commit 37811a9, all of it on the device without a call in
 # between: issue 17's learning runs to the end, issue 18's speed runs, issue 19's multi-GPU legs.
 #   bash docs/results/prepare-device.sh 1   # call 1 (carry .whl, .gguf/smollm2.part.aa)
 #   bash docs/results/prepare-device.sh 2 && bash docs/results/2026-11-30-h200x2-b/launch.sh   # call 2 (carry .gguf/smollm2.part.ab)

@@ -1,4 +1,4 @@
-"""The Figure-5 curves of this session's learning runs, drawn from their logs afterwards (the
+"""The Figure-5 curves of this folder's learning runs, drawn from their logs afterwards (the
 runs predate the trainer writing them itself, recbole_speeder/trainer/curves.py):
     .venv/bin/python docs/results/2026-11-30-h200x2-b/plot_curves.py docs/results/2026-11-30-h200x2-b/output/learning/*.log
 writes <log>-curves.csv and <log>-curves.png beside each log."""

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The order of the session (run by launch.sh from /tmp/work; times are estimates):
+# The order of the run (run by launch.sh from /tmp/work; times are estimates):
 #   GPU 0: Speeder, recipes/ml-100k-gpu-score.yaml with stage 3 twice the recipe's (100 + 100 + 1000
 #          steps; validation every 100 steps shows the recipe's 500), seeds 2020-2022 as 3 jobs on
 #          the one GPU (~12 min; SASRec features first, ~2 min)

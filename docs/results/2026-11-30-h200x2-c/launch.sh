@@ -1,5 +1,5 @@
 #!/bin/bash
-# The third nvidia-h200-x2 session of 2026-11-30: issue 17's score-head readouts and screening
+# The nvidia-h200-x2 run of 2026-11-30 at commit becd370: issue 17's score-head readouts and screening
 # variants, then issue 18's 7B-shape variants, all from one background script (timeline.sh).
 #   bash docs/results/prepare-device.sh 1   # call 1 (carry .whl, .gguf/smollm2.part.aa)
 #   bash docs/results/prepare-device.sh 2 && bash docs/results/2026-11-30-h200x2-c/launch.sh   # call 2 (carry .gguf/smollm2.part.ab)

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Round 2 of the session, after timeline.sh (the SASRec features and the converted GGUF stay in /tmp):
+# Round 2 of the run, after timeline.sh (the SASRec features and the converted GGUF stay in /tmp):
 # score_readout last_item, 3 seeds per GPU (3 jobs each):
 #   GPU 0: a longer stage 3 (100 + 100 + 1600 steps)
 #   GPU 1: without PPT (100 + 100 + 1000 steps), the PPT on/off row of that mode at equal steps

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The order of the session (run by launch.sh from /tmp/work; times are estimates; 11 jobs at once):
+# The order of the run (run by launch.sh from /tmp/work; times are estimates; 11 jobs at once):
 #   GPU 0: recipes/ml-100k-gpu-score.yaml (100 + 100 + 1000 steps) with the scoring head reading
 #          the last history item (score_readout: last_item) and both readouts summed (both),
 #          3 seeds each (6 jobs, ~14 min; SASRec features first)

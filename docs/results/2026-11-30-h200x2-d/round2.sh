@@ -1,5 +1,5 @@
 #!/bin/bash
-# Mid-session change (19:05 UTC): GPU 1's learning jobs (batch128, alllinear-r16) ran at ~2 min per
+# Mid-run change (19:05 UTC): GPU 1's learning jobs (batch128, alllinear-r16) ran at ~2 min per
 # 100 steps and could not reach their 1600 steps within the device time, so they are stopped
 # (their early validation curves are kept) and GPU 1 measures two more speed rows instead:
 # the 7B shape without PPT (n = 10, 50) and the SmolLM2 shape again (GPU 0's jobs still share the host).

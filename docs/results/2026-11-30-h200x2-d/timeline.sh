@@ -1,5 +1,5 @@
 #!/bin/bash
-# The fourth nvidia-h200-x2 session of 2026-11-30 (run by ../launch-timeline.sh from /tmp/work):
+# The nvidia-h200-x2 run of 2026-11-30 at commit 2121bd0 (run by ../launch-timeline.sh from /tmp/work):
 #   GPU 0: recipes/ml-100k-gpu-last-item.yaml as it is (the cut prompt, PPT after the history),
 #          3 seeds (issue 17: does 0.7267 hold?), and the same with score_loss: catalog, 3 seeds
 #          (6 jobs; SASRec features first, cached for GPU 1's jobs)

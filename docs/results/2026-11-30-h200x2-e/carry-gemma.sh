@@ -4,7 +4,7 @@
 #   bash docs/results/2026-11-30-h200x2-e/carry-gemma.sh aa       # one call per piece, carrying .gguf/gemma.part.<piece>
 # Each piece is kept in /tmp (which survives between calls while the machine stays warm); once all
 # five are there they are joined, checked (sha256 of the package's SHA256SUMS) and marked READY,
-# which the session's timeline waits for before it starts the Gemma rows.
+# which the run's timeline waits for before it starts the Gemma rows.
 set -u
 mkdir -p /tmp/gemma
 cp ".gguf/gemma.part.$1" /tmp/gemma/

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The fifth nvidia-h200-x2 session of 2026-11-30 (run by ../launch-timeline.sh from /tmp/work).
+# The nvidia-h200-x2 run of 2026-11-30 at commit 3f0ffaf (run by ../launch-timeline.sh from /tmp/work).
 # Every learning row is recipes/ml-100k-gpu-catalog.yaml (Speeder's defaults: scoring head at the
 # last history item, catalog loss, reconstruction in stage 1, PPT; 100 + 100 + 1600 steps) with
 # the options shown, 3 seeds (one job each):

@@ -1,10 +1,10 @@
 #!/bin/bash
-# Issue 18, for a later session (not run yet): the compiled SmolLM2-shape step before and after host-batch.patch,
+# Issue 18, for a later device run (not run yet): the compiled SmolLM2-shape step before and after host-batch.patch,
 # ROUNDS times (default 1) before then after, 10 timed steps timed 3 times each (--repeat), alone on GPU 0; then
 # the same step with llm_compile=reduce-overhead (CUDA graphs) after, and with TF32 for the float32 matrix
 # products too (LoRA's adapters, MRC, the scoring head, the teacher: about 3 ms of the step's 33 ms of kernels
 # ran as float32 GEMMs, 2026-12-01). Each compiled row pays ~5 min of compilation on its warm-up steps (seen
-# 2026-12-01), so one round is ~20 minutes: most of one session's device time, or GPU 1 of an x2 (the host shared).
+# 2026-12-01), so one round is ~20 minutes: most of one 30-minute device lease, or GPU 1 of an x2 (the host shared).
 #   bash docs/results/prepare-device.sh 1; bash docs/results/prepare-device.sh 2
 #   bash docs/results/prepare-device.sh 3 && GUARD_S=1500 bash docs/results/launch-timeline.sh docs/results/2026-12-01-h200-b/compiled-ab.sh
 # and poll without a break: WAIT=540 bash docs/results/2026-11-30-h200x2-c/poll.sh

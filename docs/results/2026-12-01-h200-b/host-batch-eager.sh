@@ -1,5 +1,5 @@
 #!/bin/bash
-# nvidia-h200, 2026-12-01, ninth session, third machine, the last device minutes: host-batch.sh's eager speed rows
+# nvidia-h200, 2026-12-01, the third machine of this folder's run, the last device minutes: host-batch.sh's eager speed rows
 # again with 20 timed steps (host-batch.sh timed 5): before (host-batch.patch reversed), then after, then before.
 set -u
 source docs/results/device-lib.sh

@@ -1,5 +1,5 @@
 #!/bin/bash
-# nvidia-h200 (one GPU), 2026-12-01, ninth session, second machine (the first was released while idle, see
+# nvidia-h200 (one GPU), 2026-12-01, the second machine of this folder's run (the first was released while idle, see
 # README.md): issue 18, the training step that waits for nothing on the device (host-batch.patch: the
 # trainer and the efficiency benchmark hand the LLM models the loader's host batch; Speeder moves the
 # SASRec teacher's input and the catalog loss's targets in non-blocking copies; the trainer reads a step's

@@ -1,5 +1,5 @@
 #!/bin/bash
-# nvidia-h200 (one GPU), 2026-12-01, ninth session (run by ../launch-timeline.sh from /tmp/work; helpers in
+# nvidia-h200 (one GPU), 2026-12-01, 03:14 UTC (run by ../launch-timeline.sh from /tmp/work; helpers in
 # ../device-lib.sh).
 # 1. Issue 18, alone on the GPU: the SmolLM2-shape speed rows with llm_compile=default (the decoder, MRC and the
 #    SASRec teacher compiled; the batch's candidates drawn at once), n = 10 and then n = 50.

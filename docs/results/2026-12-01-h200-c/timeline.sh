@@ -1,5 +1,5 @@
 #!/bin/bash
-# nvidia-h200 (one GPU), 2026-12-01, tenth session (run by ../launch-timeline.sh from /tmp/work; helpers in
+# nvidia-h200 (one GPU), 2026-12-01, 04:43 UTC (run by ../launch-timeline.sh from /tmp/work; helpers in
 # ../device-lib.sh).
 # 1. Issue 18, alone on the GPU: the compiled SmolLM2-shape step (n = 10, batch 128, left padding), 10 timed
 #    steps timed 3 times each (--repeat 3), Backbone and Speeder in one process per row:

@@ -1,5 +1,5 @@
 #!/bin/bash
-# MLLM-MSR's preference-summary cache of ml-100k between device sessions.
+# MLLM-MSR's preference-summary cache of ml-100k between device machines (a fresh machine starts with an empty disk).
 #   bash mllmmsr-cache.sh          pack /tmp/work/dataset/ml-100k/features/preference_summary-* into $OUT, in pieces
 #                                  of 15 MB (a file back from $OUT is at most 16 MiB), with its sha256
 #   bash mllmmsr-cache.sh unpack   (in a call that carries .mllmmsr-cache/, the pieces kept here, ignored by git)

@@ -1,7 +1,7 @@
 #!/bin/bash
-# Issue 18 on one H200 (prepared 2026-12-01 in the thirteenth session, whose results were lost with it; run
-# 2026-12-02, fourteenth session), alone on the GPU: the compiled SmolLM2-shape rows after
-# the tenth session's changes (fused AdamW, the scoring head and the distillation projection compiled, the
+# Issue 18 on one H200 (prepared 2026-12-01, when a first run of it was lost with its machine; run
+# 2026-12-02), alone on the GPU: the compiled SmolLM2-shape rows after
+# the changes of 2026-12-01, commits 9b48e5c and 8dcac3b (fused AdamW, the scoring head and the distillation projection compiled, the
 # CUDA-graph step marks). n = 10, batch 128, 5 candidates, 10 timed steps timed 3 times after 3 warm-up steps:
 #   1. llm_compile=reduce-overhead, left padding, Backbone and Speeder, with a profile of one step;
 #   2. the same, Speeder with use_ppt=False (what PPT's question costs under CUDA graphs);

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Session 4, machine 1: two Speeder recipes x 3 seeds (constant lr, LoRA on all linear layers; lr 2e-4 / 5e-4)
+# 2026-11-24, H100, machine 1 of 2: two Speeder recipes x 3 seeds (constant lr, LoRA on all linear layers; lr 2e-4 / 5e-4)
 # and SASRec with a 10-item history (Speeder's history length), 3 seeds.
 set -u
 export PYTHONPATH=/tmp/site:/tmp/work RECBOLE_SPEEDER_CACHE=/tmp/rscache PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 TOKENIZERS_PARALLELISM=false

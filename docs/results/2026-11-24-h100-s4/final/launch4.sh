@@ -1,5 +1,5 @@
 #!/bin/bash
-# Session 4, machine 2: LLaRA seeds 2021 and 2022 (the seed-2020 row's settings) and one MLLM-MSR run (seed 2020).
+# 2026-11-24, H100, machine 2 of 2: LLaRA seeds 2021 and 2022 (the seed-2020 row's settings) and one MLLM-MSR run (seed 2020).
 set -u
 export PYTHONPATH=/tmp/site:/tmp/work RECBOLE_SPEEDER_CACHE=/tmp/rscache PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 TOKENIZERS_PARALLELISM=false PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
 mkdir -p /tmp/smollm2 /tmp/jobs

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Session 5, machine B: Speeder with letter labels and/or item vectors on the token-embedding norm.
+# 2026-11-24, H100, machine B: Speeder with letter labels and/or item vectors on the token-embedding norm.
 set -u
 export PYTHONPATH=/tmp/site:/tmp/work RECBOLE_SPEEDER_CACHE=/tmp/rscache PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 TOKENIZERS_PARALLELISM=false PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
 mkdir -p /tmp/smollm2 /tmp/jobs

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Session 5, machine A: LLaRA and TALLRec re-run with the end-of-sequence fix, 3 seeds each, 6 jobs at once.
+# 2026-11-24, H100, machine A: LLaRA and TALLRec re-run with the end-of-sequence fix, 3 seeds each, 6 jobs at once.
 set -u
 export PYTHONPATH=/tmp/site:/tmp/work RECBOLE_SPEEDER_CACHE=/tmp/rscache PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 TOKENIZERS_PARALLELISM=false PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
 mkdir -p /tmp/smollm2 /tmp/jobs

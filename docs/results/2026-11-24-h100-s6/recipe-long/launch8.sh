@@ -1,5 +1,5 @@
 #!/bin/bash
-# Session 6, machine B: the ml-100k recipe with a longer stage 3 (200 + 200 + 3600 steps, no early
+# 2026-11-24, H100, machine B: the ml-100k recipe with a longer stage 3 (200 + 200 + 3600 steps, no early
 # stop), seeds 2020-2022, 3 jobs on one H100.
 set -u
 export PYTHONPATH=/tmp/site:/tmp/work RECBOLE_SPEEDER_CACHE=/tmp/rscache PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 TOKENIZERS_PARALLELISM=false PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True

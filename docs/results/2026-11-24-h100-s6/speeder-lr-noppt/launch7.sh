@@ -1,5 +1,5 @@
 #!/bin/bash
-# Session 6, machine A: Speeder without PPT, with a learning rate of its own for MRC/PPL
+# 2026-11-24, H100, machine A: Speeder without PPT, with a learning rate of its own for MRC/PPL
 # (plugin_learning_rate) or a higher one for everything; 7 jobs on one H100.
 # One leader per seed trains the SASRec features (cached); the other jobs of that seed start once
 # the cache is written, so SASRec is not trained 7 times over.

@@ -1,4 +1,4 @@
-"""Issue 18, sixth session: which code dispatches the operators of one Speeder training step
+"""Issue 18, 2026-11-30 (commit 01b7154): which code dispatches the operators of one Speeder training step
 (SmolLM2 shape, random weights, n = 10, batch 16, CPU), with PPT and without. Each aten operator
 is charged to the innermost frame of the plugin, peft or transformers' model code on the Python
 stack; operators with none (autograd's backward, AdamW) form one bucket.

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 18, sixth session: which part of Speeder dispatches the operators that the SmolLM2-shape
+# Issue 18, 2026-11-30 (commit 01b7154): which part of Speeder dispatches the operators that the SmolLM2-shape
 # GPU profile found over the bare backbone (9,963 against 6,505 per training step). The operator
 # count of one step does not depend on the device or the batch, so the CPU can break it down:
 # one profiled training step of batch 16 at n = 10 per variant (benchmarks/efficiency.py --profile).

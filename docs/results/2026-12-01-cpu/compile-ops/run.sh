@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 18, eighth session: the host operators of one compiled training step (llm_compile: default, left
+# Issue 18, 2026-12-01 (commits 1288bd6, baa008b, dab67f2): the host operators of one compiled training step (llm_compile: default, left
 # padding), tiny backbone, n = 10, batch 16 and 128, one profiled step after 3 warm-up steps (they pay the
 # compilations), at three commits: 1288bd6 (the decoder compiled), baa008b (+ MRC and the SASRec teacher),
 # dab67f2 (+ the batch's training candidates drawn at once, histories as numpy slices).

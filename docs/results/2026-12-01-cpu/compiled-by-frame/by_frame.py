@@ -1,4 +1,4 @@
-"""Issue 18, tenth session: which code dispatches the host operators of one *compiled* Speeder training
+"""Issue 18, 2026-12-01 (commits 6c471e7 to 9b48e5c): which code dispatches the host operators of one *compiled* Speeder training
 step (llm_compile: default, left padding, tiny backbone, n = 10, batch 16, CPU; AdamW on its multi-tensor
 or fused form as on a GPU: OPTIMIZER=foreach|fused, default fused). Under CUDA graphs the compiled graphs cost one launch each, so what remains on the
 host is these operators. Each top-level aten operator (not called by another) is charged to the innermost
@@ -57,7 +57,7 @@ def profiled_step(model_name, overrides, batch_size=16):
                 model = E.BareBackbone(model)
             batch = E.random_interaction(model, batch_size, 10, torch.Generator().manual_seed(1))
             params = [p for p in model.parameters() if p.requires_grad]
-            if OPTIMIZER == "foreach":  # the multi-tensor form, the GPU's default before the tenth session
+            if OPTIMIZER == "foreach":  # the multi-tensor form, the GPU's default before commit 9b48e5c
                 optimizer = torch.optim.AdamW(params, lr=1e-5, foreach=True)
             else:  # the fused form the trainer runs on a GPU since (fused_adam)
                 from recbole_speeder.trainer.llm_trainer import fused_adam

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 18, tenth session: the host operators of one compiled Speeder training step (by_frame.py), at
+# Issue 18, 2026-12-01 (commits 6c471e7 to 9b48e5c): the host operators of one compiled Speeder training step (by_frame.py), at
 # 6c471e7 (AdamW multi-tensor; MRC, the SASRec teacher and the decoder compiled), then this tree with the
 # multi-tensor AdamW (the scoring head and the distillation projection compiled too), then with the fused
 # AdamW the trainer runs on a GPU. From the repo root; ~2 minutes on 2 cores.

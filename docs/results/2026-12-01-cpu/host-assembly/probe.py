@@ -1,4 +1,4 @@
-"""Issue 18, twelfth session: the host time of the part of Speeder's training step that runs before any
+"""Issue 18, 2026-12-01 (commit d189520): the host time of the part of Speeder's training step that runs before any
 device work (the histories and training candidates, the prompts with PPT's questions, the distinct items
 and the packing of :meth:`Speeder._on_device` without its copy), batch 128, n = 10, stage 3, the
 defaults, on efficiency.py's synthetic dataset and tiny backbone (the host work does not depend on the

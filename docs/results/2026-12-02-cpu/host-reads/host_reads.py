@@ -1,6 +1,6 @@
-"""Issue 18, fourteenth session: where the host reads (aten::_local_scalar_dense) and the size-dependent
+"""Issue 18, 2026-12-02 (commit 472047b): where the host reads (aten::_local_scalar_dense) and the size-dependent
 operators (nonzero, unique, masked_select) of one compiled Speeder training step come from, as
-benchmarks/efficiency.py --profile counts them: the tenth session's profiled step
+benchmarks/efficiency.py --profile counts them: the profiled step of 2026-12-01 (docs/results/2026-12-01-h200-c)
 (../../2026-12-01-cpu/compiled-by-frame/by_frame.py: llm_compile default, left padding, tiny backbone,
 n = 10, batch 16, CPU, AdamW fused as on a GPU), each such operator printed with its callers in the
 plugin, peft, transformers and torch.optim. The CPU's fused AdamW reads each parameter's step count (its
