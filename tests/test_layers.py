@@ -12,7 +12,7 @@ PACKAGE_DIR = os.path.dirname(recbole_speeder.__file__)
 # ones (and their own), never the other way round
 LAYERS = {
     "recbole_speeder.quick_start": 8, "recbole_speeder.cli": 8, "recbole_speeder.benchmark": 8,
-    "recbole_speeder.hyper": 8,
+    "recbole_speeder.hyper": 8, "recbole_speeder.properties_doc": 8,
     "recbole_speeder.config": 7, "recbole_speeder.utils": 7,
     "recbole_speeder.trainer": 6,
     "recbole_speeder.model": 5,
