@@ -32,6 +32,7 @@ TIME_COLUMNS = ["train_ms_per_sample", "infer_ms_per_sample"]
 # MLLM-MSR's preference summaries (training / test sequences), kept apart from the two above;
 # a column appears only when some run reports it
 SUMMARY_COLUMNS = ["summary_train_ms_per_sample", "summary_ms_per_sample"]
+GPU_COLUMNS = ["gpu_busy"]  # the GPU's busy share of the training time (GPU runs only)
 
 
 def _metric_row(model, result, candidates, ranking):
@@ -52,6 +53,7 @@ def flatten(result):
     row = _metric_row(result["model"], result, cand, result.get("test_result"))
     row["train_ms_per_sample"] = result.get("train_ms_per_sample")
     row["infer_ms_per_sample"] = cand.get("infer_ms_per_sample")
+    row["gpu_busy"] = result.get("gpu_busy")
     for key in SUMMARY_COLUMNS:
         row[key] = cand.get(key)
     rows = [row]
@@ -77,7 +79,7 @@ def ranking_columns(rows):
 def summarize(rows):
     """Mean and standard deviation per model and column, in first-seen model order."""
     columns = CANDIDATE_COLUMNS + ranking_columns(rows) + TIME_COLUMNS
-    columns += [c for c in SUMMARY_COLUMNS + ["cases"] if any(r.get(c) is not None for r in rows)]
+    columns += [c for c in GPU_COLUMNS + SUMMARY_COLUMNS + ["cases"] if any(r.get(c) is not None for r in rows)]
     models = list(dict.fromkeys(r["model"] for r in rows))
     summary = []
     for model in models:

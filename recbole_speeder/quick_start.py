@@ -160,7 +160,7 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
     """Train (or load with ``model_file``) and evaluate one model on one dataset.
 
     Returns a dict with RecBole's ``best_valid_result`` / ``test_result``, the candidate
-    metrics ``candidate_valid`` / ``candidate_test``, and ``train_ms_per_sample``.
+    metrics ``candidate_valid`` / ``candidate_test``, ``train_ms_per_sample`` and ``gpu_busy``.
     """
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
     check_checkpoint_arguments(config, resume_file, model_file)
@@ -233,6 +233,8 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
             1000.0 * trainer.train_seconds / trainer.train_samples if getattr(trainer, "train_samples", 0) else None
         ),
         "saved_model_file": trainer.saved_model_file if saved else None,
+        # the GPU's busy share of the training time (trainer/timing.py); None on the CPU
+        "gpu_busy": trainer.gpu_busy.share() if getattr(trainer, "train_samples", 0) else None,
     }
     if candidate_only:  # the trainer scored the candidate sets already (and ranked, if the model can)
         result["best_valid_result"], result["candidate_valid"] = split_result(best_valid_result)
