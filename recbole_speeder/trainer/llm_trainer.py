@@ -216,18 +216,18 @@ class _LLMTrainerCore(ResumeStateMixin, Trainer):
         if not self.ranks_catalog:
             return self.candidate_evaluator.evaluate(self.model, eval_data, candidate_set)
         one_pass = candidate_set is not None and isinstance(eval_data, FullSortEvalDataLoader)
-        self._candidate_pass = ([], candidate_set) if one_pass else None
+        rows = []  # (offset, ranks, valid) per batch, filled by _full_sort_batch_eval in one pass
+        self._candidate_pass = (rows, candidate_set) if one_pass else None
         self.candidate_evaluator.sync()
         start = time.perf_counter()
         try:
             with self.dist.full_weights(self.model):  # every process ranks every row (no gather)
                 result = dict(Trainer.evaluate(self, eval_data, load_best_model=False, show_progress=show_progress))
         finally:
-            rows, self._candidate_pass = self._candidate_pass, None
+            self._candidate_pass = None
         self.candidate_evaluator.sync()
         elapsed = time.perf_counter() - start
         if one_pass:
-            rows = rows[0]
             offset = sum(len(ranks) for _, ranks, _ in rows)
             result[CANDIDATES] = self.candidate_evaluator.summarize(rows, True, offset, candidate_set, elapsed)
         elif candidate_set is not None:  # a sampled mode: the candidate protocol on its own loader
