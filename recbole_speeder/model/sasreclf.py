@@ -21,7 +21,7 @@ encoder of its own (position embedding, LayerNorm, dropout, transformer; the sam
 
 Fusion: the sequence is [s_id; s_text; s_vision] and an item [r_id(i); r_text(i); r_vision(i)]
 (concatenations), so an item's score is sum over m of s_m . r_m(i): the sum of the per-modality
-SASRec scores (ODMT's late fusion averages the three; the ranking is the same). One loss on the
+SASRec scores (ODMT's late fusion combines the branches' scores too). One loss on the
 fused scores, ``loss_type`` CE over every item (default) or BPR, as SASRec; ``full_sort_predict``
 ranks the whole catalog and the candidate protocol reads it as for SASRec.
 
