@@ -33,6 +33,30 @@ def load_benchmark_script(name):
     return module
 
 
+def write_tiny_with_images(data_home):
+    """``data_home/tiny``: the shipped tiny with an image column, items i1-i3 with pictures (the
+    others none); returns ``data_home``."""
+    import numpy as np
+
+    from recbole_speeder.data.prepare.synthetic import draw_item_image
+
+    folder = data_home / "tiny"
+    shutil.copytree(os.path.join(HERE, "data", "tiny"), folder)
+    (folder / "images").mkdir()
+    rng = np.random.default_rng(0)
+    lines = (folder / "tiny.item").read_text().splitlines()
+    rows = [lines[0] + "\timage:token"]
+    for line in lines[1:]:
+        token = line.split("\t")[0]
+        name = ""
+        if token in ("i1", "i2", "i3"):
+            name = f"{token}.png"
+            draw_item_image(rng, int(token[1:]), size=64).save(folder / "images" / name)
+        rows.append(f"{line}\t{name}")
+    (folder / "tiny.item").write_text("\n".join(rows) + "\n")
+    return data_home
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     """A fresh cwd (RecBole writes log/, saved/ there) with the shipped test data as data home."""

@@ -4,7 +4,6 @@ import math
 import os
 import shutil
 
-import numpy as np
 import pytest
 import torch
 
@@ -14,7 +13,7 @@ from recbole_speeder.llm.answers import pair_logits, yes_log_odds, yes_no_logits
 from recbole_speeder.quick_start import run
 from recbole_speeder.evaluation.candidate_eval import pessimistic_rank
 
-from conftest import FAST, HERE
+from conftest import FAST, HERE, write_tiny_with_images
 
 
 def _config(data_home, llm_dir, **overrides):
@@ -309,23 +308,7 @@ def test_bad_settings_are_config_errors(tmp_path, tiny_llm_dir, overrides, messa
 @pytest.fixture
 def tiny_with_images(tmp_path):
     """tiny with an image column: items i1-i3 have pictures, the others none."""
-    from recbole_speeder.data.prepare.synthetic import draw_item_image
-
-    folder = tmp_path / "dataset" / "tiny"
-    shutil.copytree(os.path.join(HERE, "data", "tiny"), folder)
-    (folder / "images").mkdir()
-    rng = np.random.default_rng(0)
-    lines = (folder / "tiny.item").read_text().splitlines()
-    rows = [lines[0] + "\timage:token"]
-    for line in lines[1:]:
-        token = line.split("\t")[0]
-        name = ""
-        if token in ("i1", "i2", "i3"):
-            name = f"{token}.png"
-            draw_item_image(rng, int(token[1:]), size=64).save(folder / "images" / name)
-        rows.append(f"{line}\t{name}")
-    (folder / "tiny.item").write_text("\n".join(rows) + "\n")
-    return tmp_path / "dataset"
+    return write_tiny_with_images(tmp_path / "dataset")
 
 
 def test_item_summaries_join_titles_with_imagenet_words_and_are_cached(tiny_with_images):
