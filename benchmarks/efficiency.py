@@ -3,10 +3,11 @@
     python benchmarks/efficiency.py --backbone tiny --history 5,10 --batch 8 --steps 2 --device cpu
     python benchmarks/efficiency.py --backbone llama2-7b-shape --history 5,10,20,50 --micro-batch 16
 
-For every model (Speeder, LLaRA, TALLRec, ZeroShot, and "Backbone": the bare LoRA backbone
+For every model (Speeder, LLaRA, TMF, TALLRec, ZeroShot, and "Backbone": the bare LoRA backbone
 fed random tokens as many as Speeder's prompt, the reference for the plugin's own overhead;
 see :class:`BareBackbone`) and history length n it measures, at
-``--batch`` sequences per step:
+``--batch`` sequences per step (TMF with all three item modalities, text, vision and seq, the
+setting of the paper's datasets, which have images):
 
 - training time per sample: ``model.calculate_loss`` + backward + AdamW step (fused on a GPU,
   as the plugin's trainer runs it) on the trainable weights (LoRA, MRC / projector, PPL), split
@@ -57,9 +58,10 @@ Llama-2 has 32000); the models load them as ``llm_path: random:<shape>`` (with
 A measurement that runs out of GPU memory is retried with half the micro-batch (the table
 says which micro-batch each row used) down to 1, then reported as OOM.
 
-Writes ``efficiency.md`` (table, and LLaRA's time over Speeder's and the backbone's),
+Writes ``efficiency.md`` (table, and LLaRA's and TMF's time over Speeder's and the backbone's:
+the paper's speed claims, each ratio of two models measured in the same process),
 ``efficiency.json`` (all numbers) and ``efficiency.png`` (time per sample against history
-length, and the ratio to LLaRA) into ``--out``; ``--replot DIR[,DIR...]`` redraws
+length, and the ratios to LLaRA and TMF) into ``--out``; ``--replot DIR[,DIR...]`` redraws
 the table and plot from saved ``efficiency.json`` files, merging runs of one setting that
 were split by ``--models`` or ``--history`` (e.g. on a machine with matplotlib).
 """
@@ -80,7 +82,8 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-MODELS = ("Speeder", "LLaRA", "TALLRec", "ZeroShot", "Backbone")
+MODELS = ("Speeder", "LLaRA", "TMF", "TALLRec", "ZeroShot", "Backbone")
+ANCHORS = ("LLaRA", "TMF")  # the paper's speed anchors: their time over Speeder's and the backbone's
 DATASET = "effbench"
 FEATURE_DIMS = {"text": 384, "vision": 1280, "seq": 64}  # the plugin's default frozen encoders
 WORDS = ("red blue green black white small large light heavy soft hard metal wood glass paper steel plastic "
@@ -517,7 +520,7 @@ def build_model(name, home, args, dtype, dev):
     model_class = get_model(name)
     side_info, needs = {}, model_class.side_info_for(config)
     if "item_features" in needs:
-        modalities = ("text", "vision", "seq") if name == "Speeder" else ("seq",)
+        modalities = ("text", "vision", "seq") if name in ("Speeder", "TMF") else ("seq",)
         generator = torch.Generator().manual_seed(args.seed)
         side_info["item_features"] = random_features(dataset.item_num, modalities, generator)
     if "item_titles" in needs:
@@ -727,16 +730,17 @@ def markdown(result):
             f"{_ratio(r.get('train_ms'), ref.get('train_ms'))} | {_ratio(r.get('infer_ms'), ref.get('infer_ms'))} | "
             f"{r.get('train_micro_batch', '-') if r.get('train_ms') is not None else '-'} / {r.get('infer_micro_batch', '-')} |"
         )
-    llara = {r["n"]: r for r in rows if r["model"] == "LLaRA"}
-    ratios = []
-    for r in rows:
-        if r["model"] in ("Speeder", "Backbone") and r["n"] in llara:
-            ref = llara[r["n"]]
-            ratios.append(f"| {r['model']} | {r['n']} | {_ratio(ref.get('train_ms'), r.get('train_ms'))} | "
-                          f"{_ratio(ref.get('infer_ms'), r.get('infer_ms'))} |")
-    if ratios:
-        lines += ["", "LLaRA's time over the model's (how many times faster than LLaRA per sample):", "",
-                  "| model | n | training | inference |", "|---|---|---|---|", *ratios]
+    for anchor in ANCHORS:
+        by_n = {r["n"]: r for r in rows if r["model"] == anchor}
+        ratios = []
+        for r in rows:
+            if r["model"] in ("Speeder", "Backbone") and r["n"] in by_n:
+                ref = by_n[r["n"]]
+                ratios.append(f"| {r['model']} | {r['n']} | {_ratio(ref.get('train_ms'), r.get('train_ms'))} | "
+                              f"{_ratio(ref.get('infer_ms'), r.get('infer_ms'))} |")
+        if ratios:
+            lines += ["", f"{anchor}'s time over the model's (how many times faster than {anchor} per sample):", "",
+                      "| model | n | training | inference |", "|---|---|---|---|", *ratios]
     return "\n".join(lines) + "\n"
 
 
@@ -785,7 +789,7 @@ def _write_atomic(path, data, binary=False):
 
 def plot(result, path):
     """Per-sample training and inference time against history length (paper, Fig. 8), and
-    LLaRA's time over Speeder's and the bare backbone's (how many times faster they are)."""
+    LLaRA's and TMF's time over Speeder's and the bare backbone's (how many times faster they are)."""
     import io
 
     import matplotlib
@@ -794,8 +798,9 @@ def plot(result, path):
     import matplotlib.pyplot as plt
 
     rows, meta = result["rows"], result["meta"]
-    llara = {r["n"]: r for r in rows if r["model"] == "LLaRA"}
-    fig, axes = plt.subplots(2 if llara else 1, 2, figsize=(10, 8 if llara else 4), squeeze=False)
+    anchors = {a: {r["n"]: r for r in rows if r["model"] == a} for a in ANCHORS}
+    anchors = {a: by_n for a, by_n in anchors.items() if by_n}
+    fig, axes = plt.subplots(2 if anchors else 1, 2, figsize=(10, 8 if anchors else 4), squeeze=False)
     for col, (key, title) in enumerate((("train_ms", "training"), ("infer_ms", "inference"))):
         ax = axes[0][col]
         for model in dict.fromkeys(r["model"] for r in rows):
@@ -810,23 +815,27 @@ def plot(result, path):
         ax.set_title(f"{title}, batch {meta['batch']}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
-        if not llara:
+        if not anchors:
             continue
         ax = axes[1][col]
-        for model in ("Speeder", "Backbone"):
-            points = sorted((r["n"], llara[r["n"]][key] / r[key]) for r in rows
-                            if r["model"] == model and r["n"] in llara
-                            and isinstance(r.get(key), (int, float)) and r[key]
-                            and isinstance(llara[r["n"]].get(key), (int, float)))
-            if points:
-                ax.plot(*zip(*points), marker="o", label=model)
-                for n, value in points:
-                    ax.annotate(f"{value:.1f}x", (n, value), textcoords="offset points", xytext=(0, 6),
-                                ha="center", fontsize=8)
+        for anchor, by_n in anchors.items():
+            for color, model in (("C0", "Speeder"), ("C1", "Backbone")):  # a colour per model, a line per anchor
+                points = sorted((r["n"], by_n[r["n"]][key] / r[key]) for r in rows
+                                if r["model"] == model and r["n"] in by_n
+                                and isinstance(r.get(key), (int, float)) and r[key]
+                                and isinstance(by_n[r["n"]].get(key), (int, float)))
+                if points:
+                    label = model if len(anchors) == 1 else f"{model} vs {anchor}"
+                    ax.plot(*zip(*points), marker="o", color=color, linestyle="-" if anchor == "LLaRA" else "--",
+                            label=label)
+                    for n, value in points:
+                        ax.annotate(f"{value:.1f}x", (n, value), textcoords="offset points", xytext=(0, 6),
+                                    ha="center", fontsize=8)
         ax.set_xticks(sorted({r["n"] for r in rows}))
         ax.set_xlabel("history length n (items)")
-        ax.set_ylabel("LLaRA time / model time")
-        ax.set_title(f"{title}: times faster than LLaRA")
+        names = " / ".join(anchors)
+        ax.set_ylabel(f"{names} time / model time")
+        ax.set_title(f"{title}: times faster than {names}")
         ax.grid(True, alpha=0.3)
         ax.legend()
     fig.suptitle(f"{meta['backbone']} on {meta['device_name']}: {meta['title_tokens']} title tokens/item, "

@@ -108,6 +108,7 @@ def test_only_recommenders_count_as_models(fast_config):
                                          ("Speeder", "recipes/ml-100k-gpu-distill.yaml"),
                                          ("LLaRA", "recipes/ml-100k-gpu-title-baselines.yaml"),
                                          ("TALLRec", "recipes/ml-100k-gpu-title-baselines.yaml"),
+                                         ("TMF", "recipes/ml-100k-gpu-tmf.yaml"),
                                          ("MLLMMSR", "recipes/ml-100k-gpu-mllmmsr.yaml")])
 def test_shipped_config_files_load(fast_config, model, name):
     """Every YAML shipped for --config_files has only known keys (a typo would be refused)

@@ -31,17 +31,19 @@ def test_benchmark_runs_every_model_on_cpu_and_writes_table_and_plot(efficiency,
                             "--device", "cpu", "--out", str(out)]) == 0
     result = json.loads((out / "efficiency.json").read_text())
     rows = {(r["model"], r["n"]): r for r in result["rows"]}
-    assert set(rows) == {(m, n) for m in ("Speeder", "LLaRA", "TALLRec", "ZeroShot", "Backbone")
+    assert set(rows) == {(m, n) for m in ("Speeder", "LLaRA", "TMF", "TALLRec", "ZeroShot", "Backbone")
                          for n in (2, 4)}
     for (model, n), row in rows.items():
         assert row["infer_ms"] > 0 and row["infer_peak_mib"] > 0
         assert (row["train_ms"] is None) == (model == "ZeroShot")
-    # prompt lengths: Speeder ~2 tokens per item, the title prompts ~title + 1 (LLaRA) per item
+    # prompt lengths: Speeder ~2 tokens per item, the title prompts ~title + 1 (LLaRA) or + 3 (TMF: text,
+    # vision, seq) per item
     for n in (2, 4):
         assert rows[("Speeder", n)]["prompt_tokens"] < rows[("TALLRec", n)]["prompt_tokens"]
         assert rows[("LLaRA", n)]["prompt_tokens"] - rows[("TALLRec", n)]["prompt_tokens"] == n + 5
+        assert rows[("TMF", n)]["prompt_tokens"] - rows[("LLaRA", n)]["prompt_tokens"] == 2 * (n + 5)
         assert rows[("Backbone", n)]["prompt_tokens"] == rows[("Speeder", n)]["prompt_tokens"]
-    for model in ("LLaRA", "TALLRec"):  # 4 more history titles of 4 tokens + separators
+    for model in ("LLaRA", "TMF", "TALLRec"):  # 4 more history titles of 4 tokens + separators
         assert rows[(model, 4)]["prompt_tokens"] > rows[(model, 2)]["prompt_tokens"] + 8
     # achieved TFLOP/s of Speeder and the bare backbone, from the counted prompt lengths
     for (model, n), row in rows.items():
@@ -54,11 +56,17 @@ def test_benchmark_runs_every_model_on_cpu_and_writes_table_and_plot(efficiency,
     table = (out / "efficiency.md").read_text()
     assert "| Speeder | 2 |" in table and "| ZeroShot | 4 |" in table and "1.0x" in table
     assert "TFLOP/s" in table and "times faster than LLaRA" in table
+    # Speeder's ratio to TMF, both measured in this process
+    tmf_part = table.split("times faster than TMF per sample):")[1]
+    for n in (2, 4):
+        speeder, tmf = rows[("Speeder", n)], rows[("TMF", n)]
+        assert (f"| Speeder | {n} | {tmf['train_ms'] / speeder['train_ms']:.1f}x | "
+                f"{tmf['infer_ms'] / speeder['infer_ms']:.1f}x |") in tmf_part
     assert (out / "efficiency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # --replot redraws from the JSON alone, and merges runs split by model
     (out / "efficiency.md").unlink()
     assert efficiency.main(["--replot", str(out)]) == 0 and (out / "efficiency.md").is_file()
-    for part, keep in (("a", {"Speeder"}), ("b", {"LLaRA", "TALLRec", "ZeroShot", "Backbone"})):
+    for part, keep in (("a", {"Speeder"}), ("b", {"LLaRA", "TMF", "TALLRec", "ZeroShot", "Backbone"})):
         (tmp_path / part).mkdir()
         (tmp_path / part / "efficiency.json").write_text(json.dumps(
             dict(result, rows=[r for r in result["rows"] if r["model"] in keep])))

@@ -8,7 +8,7 @@
   scoring head read at the last history item, whose prompt holds no candidate).
 
 An LLM model that only chooses among the candidates of its prompt (Speeder's label answer,
-LLaRA, TALLRec, ZeroShot, MLLM-MSR) is scored on the candidate protocol alone; a run that asks
+LLaRA, TMF, TALLRec, ZeroShot, MLLM-MSR) is scored on the candidate protocol alone; a run that asks
 it for RecBole's ranking (an ``eval_args`` with a ``mode``) is refused before any data is read
 (:func:`check_eval_protocol`).
 

@@ -28,6 +28,11 @@ from recbole_speeder.errors import ConfigError
 from recbole_speeder.model.title_llm import TitleLLMRecommender
 
 
+def item_projector(dim, hidden):
+    """LLaRA's projector of an item feature to the LLM width: Linear, GELU, Linear."""
+    return nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+
+
 class LLaRA(TitleLLMRecommender):
     """Titles + projected SASRec embeddings in the prompt, title answers, curriculum."""
 
@@ -36,14 +41,8 @@ class LLaRA(TitleLLMRecommender):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        features = self.dataset_side_info(dataset, "item_features")
-        if "seq" not in features.modalities:
-            raise ConfigError("LLaRA needs the seq item features (SASRec embeddings): set modalities: [seq].")
-        self.register_buffer("feature_seq", features.tensors["seq"].float(), persistent=False)
-        hidden = self.llm.get_input_embeddings().embedding_dim
-        self.projector = nn.Sequential(
-            nn.Linear(features.dims["seq"], hidden), nn.GELU(), nn.Linear(hidden, hidden)
-        ).to(self.feature_seq.device)
+        self.build_item_tokens(self.dataset_side_info(dataset, "item_features"),
+                               self.llm.get_input_embeddings().embedding_dim)
         self.curriculum_ratio = float(config["curriculum_ratio"])
         if not 0.0 <= self.curriculum_ratio <= 1.0:
             raise ConfigError(f"curriculum_ratio must lie in [0, 1] (got {self.curriculum_ratio}).")
@@ -74,5 +73,13 @@ class LLaRA(TitleLLMRecommender):
         return loss
 
     # -- item tokens ----------------------------------------------------------------------
+    def build_item_tokens(self, features, hidden):
+        """The item features and projectors behind the placeholders (LLaRA: the seq features, one
+        projector, one placeholder per item)."""
+        if "seq" not in features.modalities:
+            raise ConfigError("LLaRA needs the seq item features (SASRec embeddings): set modalities: [seq].")
+        self.register_buffer("feature_seq", features.tensors["seq"].float(), persistent=False)
+        self.projector = item_projector(features.dims["seq"], hidden).to(self.feature_seq.device)
+
     def slot_vectors(self, item_ids):
         return self.projector(self.feature_seq[item_ids.to(self.feature_seq.device)])

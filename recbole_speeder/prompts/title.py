@@ -2,7 +2,10 @@
 
 Every history item and candidate is written as its title; LLaRA's *hybrid* item
 representation appends one placeholder position to each title whose input embedding is
-replaced by the item's projected SASRec embedding (LLaRA, "textual + behavioural" tokens).
+replaced by the item's projected SASRec embedding (LLaRA, "textual + behavioural" tokens);
+TMF appends ``item_slots`` of them, one per modality, all holding the item's id (the model
+tells them apart by their order: an item's placeholders are adjacent, so in row-major order
+they come in groups of ``item_slots``).
 The answer is the chosen candidate's title followed by the end-of-sequence token.
 
 Fixed text comes from ``prompt_template`` (``{history}`` and ``{candidates}`` once each),
@@ -55,9 +58,10 @@ class TitlePrompt(TitleAnswerPrompt):
     """Builds title prompts (optionally hybrid) and their teacher-forced answers."""
 
     def __init__(self, tokenizer, titles, prompt_template=DEFAULT_TITLE_PROMPT, item_separator=", ",
-                 use_chat_template=False, title_max_tokens=24):
+                 use_chat_template=False, title_max_tokens=24, item_slots=1):
         super().__init__(tokenizer, titles, item_separator=item_separator, use_chat_template=use_chat_template,
                          title_max_tokens=title_max_tokens)
+        self.item_slots = int(item_slots)  # placeholders after each title of a hybrid row
         check_template(prompt_template, "prompt_template", ["history", "candidates"])
         self._rec_pieces, self._rec_order = self.template_pieces(prompt_template, ["history", "candidates"])
 
@@ -71,8 +75,9 @@ class TitlePrompt(TitleAnswerPrompt):
             for j, item in enumerate(items):
                 ids.extend(self.title_ids(item))
                 if hybrid:
-                    slots.append((len(ids), item))
-                    ids.append(self.pad_id)
+                    for _ in range(self.item_slots):
+                        slots.append((len(ids), item))
+                        ids.append(self.pad_id)
                 if j + 1 < len(items):
                     ids.extend(self._sep_ids)
         answer_ids = self.answer_ids(answer) if answer is not None else []
@@ -84,7 +89,8 @@ class TitlePrompt(TitleAnswerPrompt):
         Args:
             histories: per row, history item ids oldest first (no padding).
             candidates: [B, C] candidate item ids.
-            hybrid: per row, whether items carry their embedding placeholder (default none).
+            hybrid: per row, whether items carry their ``item_slots`` embedding placeholders
+                (default none).
             answers: optional per-row item id whose answer tokens are appended (teacher forcing).
 
         Returns:

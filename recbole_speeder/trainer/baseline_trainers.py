@@ -4,7 +4,8 @@
   validation, checkpoint folders).
 - ``LLaRATrainer``: also drives LLaRA's curriculum (text-only -> hybrid prompts): before
   training it hands the model the schedule's total steps and the step reached (non-zero
-  when resuming), see :class:`~recbole_speeder.model.llara.LLaRA`.
+  when resuming), see :class:`~recbole_speeder.model.llara.LLaRA`; TMF, LLaRA with one item
+  token per modality, trains with it (``TMFTrainer``).
 - ``ZeroShotTrainer``: for a model with nothing to train (``epochs: 0``). RecBole's ``fit``
   then only saves the checkpoint of "epoch -1" (the untuned model: no adapter, an empty
   ``plugin.safetensors``) and ``evaluate`` loads it back, as for any other model.
@@ -21,6 +22,9 @@ class LLaRATrainer(LLMTrainer):
         super()._build_scheduler(train_data, epochs)
         per_epoch = self._steps_in_epoch(train_data)
         self.model.start_curriculum(per_epoch * max(1, self.epochs), per_epoch * self.start_epoch)
+
+
+TMFTrainer = LLaRATrainer
 
 
 class _NothingToOptimize:
