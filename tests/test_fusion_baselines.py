@@ -2,11 +2,8 @@
 predict, a missing modality, whole runs on tiny with images and their checkpoints."""
 
 import logging
-import os
 import shutil
-import zlib
 
-import numpy as np
 import pytest
 import torch
 
@@ -54,29 +51,6 @@ def _build(model_name, config, train_data, features):
     train_data._dataset.attach_side_info(item_features=features)
     torch.manual_seed(0)
     return get_model(model_name)(config, train_data._dataset)
-
-
-@pytest.fixture
-def quick_encoders(monkeypatch):
-    """The text and image encoders give made-up vectors (the real ones: tests/test_features.py), a
-    title's or an image file's own, so the runs below read features through the loader and its cache
-    in a few seconds."""
-    from recbole_speeder.features.text import TextEncoder
-    from recbole_speeder.features.vision import VisionEncoder
-
-    def vector(key, dim):
-        return np.random.default_rng(zlib.crc32(key.encode())).standard_normal(dim).astype(np.float32)
-
-    def encode(self, texts):
-        return np.stack([vector(t, 16) for t in texts])
-
-    def encode_files(self, paths):
-        mask = np.array([p is not None and os.path.isfile(p) for p in paths])
-        matrix = np.stack([vector(str(p), 24) if ok else np.zeros(24, np.float32) for p, ok in zip(paths, mask)])
-        return matrix, mask
-
-    monkeypatch.setattr(TextEncoder, "encode", encode)
-    monkeypatch.setattr(VisionEncoder, "encode_files", encode_files)
 
 
 @pytest.fixture(scope="module")
@@ -178,8 +152,10 @@ def test_the_seq_modality_is_refused_before_any_data(plain_home, model_name):
 
 
 @pytest.mark.parametrize("model_name", MODELS)
-def test_a_run_with_images_ranks_and_its_checkpoint_gives_the_same_test_metrics(image_home, model_name, quick_encoders,
-                                                                                 monkeypatch, tmp_path):
+def test_a_run_with_images_ranks_and_its_checkpoint_gives_the_same_test_metrics(image_home, model_name, monkeypatch,
+                                                                                 tmp_path):
+    """The real text and image encoders; the first run fills the data home's feature cache, the
+    others read it."""
     monkeypatch.chdir(tmp_path)
     config = dict(RUN, data_path=str(image_home))
     result = run(model=model_name, dataset="tiny", config_dict=config)
