@@ -2,6 +2,9 @@ r"""TMF
 ################################################
 
 Reference:
+    Luyi Ma et al. "Triple Modality Fusion: Aligning Visual, Textual, and Graph Data with Large
+    Language Models for Multi-Behavior Recommendations", arXiv 2410.12228.
+
     TMF, as the Speeder paper (arXiv 2511.05885) describes it: an MLLM-driven sequential
     recommender that "extends LLaRA by integrating visual, textual, and graph-based embeddings
     for items and behaviors"; it has no official code (the Speeder paper implemented it from its
