@@ -1,6 +1,6 @@
 #!/bin/bash
 # Issue 20: the cost of `reproducibility: True` (deterministic kernels) on one H200.
-# Prerequisite: the usual first call on a fresh machine (../../2026-11-24-h100-s4/explore/setup.sh:
+# Prerequisite: the usual first call on a fresh machine (../../2026-11-24-h100-baselines/explore/setup.sh:
 # wheels into /tmp/site, first GGUF half into /tmp). Then, one command each (each < 10 min):
 #   bash docs/results/2026-11-30-h200/reproducibility/launch.sh SASRec
 #   bash docs/results/2026-11-30-h200/reproducibility/launch.sh Speeder

@@ -12,7 +12,7 @@
 # The recipe alone took 21 min for 3 seeds on an H100 (2026-11-24); SEEDS=2020 and, e.g.,
 # EXTRA='--stage_epochs=[1,1,6] --stopping_step=6' make a shorter check (say so beside its numbers).
 # The separate/padded runs reproduce what Speeder did before issue 18 (same computation): the
-# recipe's rows of 2026-11-24 (H100, docs/results/2026-11-24-h100-s6/recipe-long: test VHR@1
+# recipe's rows of 2026-11-24 (H100, docs/results/2026-11-24-h100-long-recipe/recipe-long: test VHR@1
 # 0.6829 / 0.7275 / 0.5196, last PPT accuracy 0.533 / 0.523 / 0.537) can stand in for them:
 # LAYOUTS=shared runs only the new layout (3 jobs instead of 6).
 # $OUT: <layout>/ (benchmark tables, per-run logs under *-jobs/), <layout>.log, summary.md: test
