@@ -4,6 +4,8 @@ import csv
 import os
 import statistics
 
+import pytest
+
 from recbole_speeder.benchmark import benchmark, read_runs, write_tables
 
 
@@ -24,6 +26,7 @@ def test_benchmark_table_has_mean_and_spread_over_seeds(fast_config, workdir):
     assert "| SASRec | 4 |" in merged_table
 
 
+@pytest.mark.slow
 def test_parallel_runs_keep_their_files_apart_and_give_the_same_table(fast_config, workdir):
     """--jobs: two seeds at once in two processes; same rows as one after another, own logs and checkpoints."""
     from recbole_speeder.benchmark import benchmark_in_parallel
@@ -43,6 +46,7 @@ def test_parallel_runs_keep_their_files_apart_and_give_the_same_table(fast_confi
     assert len(checkpoint_dirs) == 2 and all(os.listdir(workdir / "ckpt" / d) for d in checkpoint_dirs)
 
 
+@pytest.mark.slow
 def test_a_failed_parallel_run_is_named_with_its_log(fast_config, workdir):
     import pytest
 

@@ -85,6 +85,7 @@ def test_ml100k_copy_survives_a_parallel_run_that_copies_it_first(tmp_path, monk
     assert sorted(os.listdir(home)) == ["ml-100k"]  # no temporary folder left behind
 
 
+@pytest.mark.slow
 def test_run_script_prints_clear_error_not_traceback(workdir):
     proc = subprocess.run(
         [sys.executable, os.path.join(REPO, "run_recbole_speeder.py"), "--model=NoSuchModel", "--dataset=tiny"],

@@ -136,6 +136,7 @@ def _check_metrics_match_one_process(runs, dist_config):
     assert {k: float(v) for k, v in one["test_result"].items()} == pytest.approx(runs[0]["test_result"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(dist_config, workdir):
     """torchrun, DDP."""
     steps, runs, writes = _launch_two_processes(dist_config, workdir)
@@ -145,6 +146,7 @@ def test_two_processes_match_one(dist_config, workdir):
     _check_metrics_match_one_process(runs, dist_config)
 
 
+@pytest.mark.slow
 def test_fsdp_under_accelerate_launch_matches_one(dist_config, workdir):
     """accelerate launch, distributed_strategy: fsdp (the backbone's decoder layers sharded)."""
     config = dict(dist_config, distributed_strategy="fsdp")
@@ -217,6 +219,7 @@ def test_other_processes_wait_for_process_0_to_copy_a_dataset(fast_config, workd
         wait_for_main_process(lambda: False, "x", timeout=0.2, poll=0.05)
 
 
+@pytest.mark.slow
 def test_mllmmsr_summary_prefill_is_shared_by_two_processes(fast_config, tiny_llm_dir, workdir):
     """MLLM-MSR's summary_prefill under torchrun: each process summarises the histories of its
     first blocks and then reads the other's, so that no training summary is made twice."""

@@ -23,6 +23,7 @@ def test_titles_have_the_requested_token_count(efficiency):
     assert len(set(titles)) > 1 and all(len(piece(t)) == 7 for t in titles)
 
 
+@pytest.mark.slow
 def test_benchmark_runs_every_model_on_cpu_and_writes_table_and_plot(efficiency, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "out"
@@ -75,6 +76,7 @@ def test_benchmark_runs_every_model_on_cpu_and_writes_table_and_plot(efficiency,
     assert (merged / "efficiency.md").read_text() == table
 
 
+@pytest.mark.slow
 def test_repeat_reports_the_median_and_range_and_matmul_precision_is_a_setting(efficiency, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert efficiency.main(["--backbone", "tiny", "--models", "Backbone", "--history", "2", "--batch", "2",
@@ -120,6 +122,7 @@ def test_bad_options_are_refused(efficiency):
         efficiency.parse_args(["--repeat", "0"])
 
 
+@pytest.mark.slow
 def test_set_changes_the_models_and_profile_writes_a_table(efficiency, tmp_path, monkeypatch):
     """``--set`` reaches the model's config (a shorter shown history gives shorter prompts),
     is recorded in the results, and ``--profile`` writes one training step's operator table

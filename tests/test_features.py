@@ -105,6 +105,7 @@ def ids(dataset, tokens):
     return [int(i) for i in dataset.token2id(dataset.iid_field, tokens)]
 
 
+@pytest.mark.slow
 def test_real_text_and_vision_features_with_bad_images(home, caplog):
     folder = write_dataset(home)
     config, dataset, _ = build(home, modalities=["text", "vision"])
@@ -209,6 +210,7 @@ def test_atomic_write_and_failed_compute_leave_no_files(tmp_path):
     assert cache.load("text", {"name": "big"}, "other-inputs") is None
 
 
+@pytest.mark.slow
 def test_sasrec_features_see_the_training_split_only(home):
     """Changing only test targets (incl. test-only items X, Y) must not change the embeddings."""
     write_dataset(home, name="SeqA")

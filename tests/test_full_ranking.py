@@ -90,6 +90,7 @@ def test_a_full_ranking_run_reports_recbole_metrics_beside_the_candidates(speede
 
 @pytest.mark.parametrize("model, extra", [("LLaRA", []), ("Speeder", ["--answer_head=index"]),
                                           ("Speeder", ["--score_readout=both"])])
+@pytest.mark.slow
 def test_candidate_only_models_refuse_recbole_ranking_in_one_line(workdir, model, extra):
     (workdir / "full.yaml").write_text("eval_args:\n  mode: full\n")
     command = [sys.executable, os.path.join(ROOT, "run_recbole_speeder.py"), f"--model={model}", "--dataset=tiny",
@@ -159,6 +160,7 @@ def test_cold_rows_count_training_interactions_on_a_hand_built_dataset(fast_conf
     assert hold_out_items(config, train) is train  # cold_item_ratio 0: the loader as it was
 
 
+@pytest.mark.slow
 def test_every_model_reports_the_cold_target_rows(fast_config, workdir):
     result = run(model="SASRec", dataset="tiny", config_dict=dict(fast_config, cold_item_ratio=0.2))
     assert result["cold_test_n"] > 0

@@ -151,6 +151,7 @@ def test_the_seq_modality_is_refused_before_any_data(plain_home, model_name):
         _config(model_name, plain_home, modalities=["text", "seq"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_name", MODELS)
 def test_a_run_with_images_ranks_and_its_checkpoint_gives_the_same_test_metrics(image_home, model_name, monkeypatch,
                                                                                  tmp_path):

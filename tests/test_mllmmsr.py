@@ -219,6 +219,7 @@ def mllmmsr_config(fast_config, tiny_llm_dir):
                 title_max_tokens=8, item_summary_max_tokens=16)
 
 
+@pytest.mark.slow
 def test_mllmmsr_trains_lora_ranks_candidates_and_reuses_its_summaries(mllmmsr_config, workdir):
     result = run(model="MLLMMSR", dataset="tiny", config_dict=mllmmsr_config)
     cand = result["candidate_test"]
@@ -262,6 +263,7 @@ def test_summaries_are_made_in_full_generate_rounds(mllmmsr_config, monkeypatch)
     assert max(sizes["train"]) > 4  # training summarises the next 32 / 4 batches (here all 4) at once
 
 
+@pytest.mark.slow
 def test_prefill_summarises_every_training_history_before_the_first_epoch(mllmmsr_config, monkeypatch):
     """summary_prefill: every training sequence's history is summarised (and cached) before
     training, so the epochs generate none; with epochs: 0 a run only fills the cache."""

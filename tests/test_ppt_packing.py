@@ -263,6 +263,7 @@ def test_ppt_layout_refuses_unknown_values(speeder_config):
         build(dict(speeder_config, ppt_layout="both"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["shared", "separate"])
 def test_ppt_question_positions_give_a_b_c_their_own_position_prompts(speeder_config, layout):
     """ppt_question_positions: each PPT question's a, b, c placeholder carries the history position

@@ -52,6 +52,7 @@ def test_speeder_checkpoint_round_trip_and_resume(speeder_config):
             resume_file=stage2)
 
 
+@pytest.mark.slow
 def test_llm_compile_trains_and_scores_as_the_eager_decoder(speeder_config):
     """``llm_compile: default`` (real inductor on the CPU) compiles the decoder, MRC, the scoring head,
     the SASRec teacher and the distillation projection: one stage-3 epoch with left padding ends at
@@ -77,6 +78,7 @@ def test_llm_compile_trains_and_scores_as_the_eager_decoder(speeder_config):
         run(model="Speeder", dataset="tiny", config_dict=dict(config, llm_compile="fastest"))
 
 
+@pytest.mark.slow
 def test_reduce_overhead_marks_every_training_step_and_evaluation_batch(speeder_config, monkeypatch):
     """Under ``llm_compile: reduce-overhead`` (CUDA graphs) every training step and every evaluation
     batch starts with ``torch.compiler.cudagraph_mark_step_begin``, so that a compiled network's
