@@ -50,7 +50,8 @@ def decode(model, batch):
         assert [int(carried[s]) for s in mine[:-3] if carried[s] > 0] == list(range(1, len(history) + 1))
         text = model.prompt.render(batch, row)
         a, b, c = (f"[item {i}]" for i in abc)
-        if text.endswith(f"Gap {a}-{b} at most gap to {c}?") or f"the items {a}, {b} and {c}. Are the first two" in text:
+        if (text.endswith(f"Gap {a}-{b} at most gap to {c}?")
+                or f"the items {a}, {b} and {c}. Are the first two" in text):
             question = "distance"
         else:
             assert text.endswith(f"Of {a}, {b}, {c}: first before second?") or (

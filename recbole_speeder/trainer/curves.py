@@ -1,6 +1,7 @@
 """Validation curves of a run, the paper's Figure 5: validation VHR@1, PPT accuracy (of each
-question apart under ``ppt_question: curriculum``) and the reconstruction accuracies after every validation, written beside the run's log file as
-``<log>-curves.csv`` and (with matplotlib) ``<log>-curves.png``.
+question apart under ``ppt_question: curriculum``) and the reconstruction accuracies after every
+validation, written beside the run's log file as ``<log>-curves.csv`` and (with matplotlib)
+``<log>-curves.png``.
 
 The trainer rewrites both after every training ``fit`` (each MPO stage), so a run that is cut
 short still leaves its curves so far. Both files are written atomically.

@@ -37,7 +37,8 @@ def checkpoints(saved, dataset, model):
             found[seed] = files[-1]
         elif runs:
             run = runs[-1].rstrip(os.sep)
-            stages = sorted(glob.glob(os.path.join(run, "stage*")), key=lambda p: int(re.sub(r"\D", "", os.path.basename(p))))
+            stages = sorted(glob.glob(os.path.join(run, "stage*")),
+                            key=lambda p: int(re.sub(r"\D", "", os.path.basename(p))))
             found[seed] = stages[-1] if stages else run
     if not found:
         raise ConfigError(f"--saved {saved}: no {dataset}-<time>-{model}-<seed>/ folder with a checkpoint.")
