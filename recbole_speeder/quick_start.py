@@ -1,7 +1,8 @@
 """run(...) and objective_function(...) as RecBole's quick start has them, without ray.
 
 One run: config -> dataset -> RecBole split and dataloaders (minus the items ``cold_item_ratio``
-holds out of training) -> the model's side information (:func:`attach_side_info`) -> model ->
+holds out of training; the test histories shuffled with ``eval_shuffle_history``,
+:mod:`recbole_speeder.data.eval_order`) -> the model's side information (:func:`attach_side_info`) -> model ->
 trainer.fit -> RecBole's ranking test metrics (every model that scores any item) -> the
 candidate-protocol metrics on the shared sets -> both again on the cold-target test rows
 (:mod:`recbole_speeder.data.cold_items`).
@@ -22,6 +23,7 @@ from recbole.utils import set_color
 from recbole_speeder.config import Config
 from recbole_speeder.data.candidates import load_or_draw
 from recbole_speeder.data.cold_items import cold_rows, cold_subset, hold_out_items
+from recbole_speeder.data.eval_order import shuffle_test_histories
 from recbole_speeder.data.item_table import item_titles
 from recbole_speeder.errors import ConfigError
 from recbole_speeder.evaluation.candidate_eval import CandidateEvaluator
@@ -181,6 +183,7 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
         logger.info(dataset)
         train_data, valid_data, test_data = data_preparation(config, dataset)
     train_data = hold_out_items(config, train_data, logger)
+    test_data = shuffle_test_histories(config, test_data, logger)  # eval_shuffle_history (order sensitivity)
 
     model_class = get_model(config["model"])
     candidate_only = getattr(model_class, "candidate_only", False)

@@ -30,8 +30,14 @@ by :class:`~recbole_speeder.trainer.speeder_trainer.SpeederTrainer` through
 
 ``ppt_layout: shared`` asks the PPT question after the recommendation answer in the same row
 (the history is encoded once; the causal mask keeps the recommendation answer blind to it),
-``separate`` in a prompt of its own (the paper's form). ``prompt_packing`` runs a batch's
-prompts as one padding-free row (:mod:`~recbole_speeder.llm.packing`).
+``separate`` in a prompt of its own (the paper's form). ``ppt_question`` picks eq 14's distance
+question, the order question (does a come before b?) or a curriculum from the order question to
+the distance one over the run's training steps (``ppt_curriculum_end``); ``ppt_weight`` weighs
+the PPT loss (~: the mean over all answers, as eq 19 over one batch of answers), ``ppt_stages``
+names the MPO stages that ask PPT, and ``ppt_ratio`` above 1 asks more than one question per
+sequence. Every validation reports each loss term's mean over the steps since the last one
+(``loss_rec``, ``loss_ppt``, ``loss_distill`` x its weight, ``loss_recon`` x its weight).
+``prompt_packing`` runs a batch's prompts as one padding-free row (:mod:`~recbole_speeder.llm.packing`).
 """
 
 import logging
@@ -52,9 +58,9 @@ from recbole_speeder.model.layers.candidate_head import CandidateHead
 from recbole_speeder.model.layers.distillation import SequenceDistillation
 from recbole_speeder.model.layers.mpo import STAGE_MODALITIES, STAGE_PARTS, stage_plan
 from recbole_speeder.model.layers.mrc import MRC, rescale_to_norm
-from recbole_speeder.model.layers.spae import PositionPrompts, sample_ppt
+from recbole_speeder.model.layers.spae import PositionPrompts, ppt_answer, sample_ppt
 from recbole_speeder.prompts.base import build_inputs_embeds, to_device
-from recbole_speeder.prompts.hybrid import HybridPrompt
+from recbole_speeder.prompts.hybrid import HybridPrompt, shared_question_order
 from recbole_speeder.prompts.reconstruction import ReconstructionPrompt
 
 logger = logging.getLogger(__name__)
@@ -67,6 +73,30 @@ def distills(config):
         return float(config["distill_weight"] or 0) > 0
     except (TypeError, ValueError):
         return False
+
+
+def ppt_stages(config):
+    """The MPO stages that ask PPT questions (``ppt_stages``), checked."""
+    stages = tuple(int(s) for s in config["ppt_stages"] or ())
+    if any(s not in STAGE_PARTS for s in stages):
+        raise ConfigError(f"ppt_stages must list stages of 1, 2, 3 (got {list(stages)}).")
+    return stages
+
+
+def ppt_weights(config):
+    """``ppt_weight`` as None (the mean over all answers) or the weight of MPO stages 1, 2, 3."""
+    weight = config["ppt_weight"]
+    if weight is None:
+        return None
+    weights = list(weight) if isinstance(weight, (list, tuple)) else [weight] * len(STAGE_PARTS)
+    try:
+        weights = tuple(float(w) for w in weights)
+    except (TypeError, ValueError):
+        weights = ()
+    if len(weights) != len(STAGE_PARTS) or any(not w >= 0 for w in weights):
+        raise ConfigError(f"ppt_weight must be ~, a number >= 0 or a list of {len(STAGE_PARTS)} such numbers "
+                          f"(the weights of stages 1, 2, 3); got {weight!r}.")
+    return weights
 
 
 class Speeder(LLMSequentialRecommender):
@@ -93,6 +123,11 @@ class Speeder(LLMSequentialRecommender):
             raise ConfigError("distill_weight > 0 distills the SASRec of the seq features, which "
                               f"seq_encoder_epochs: {config['seq_encoder_epochs']} leaves untrained: train it "
                               "(seq_encoder_epochs >= 1) or set distill_weight: 0.")
+        ppt_stages(config)
+        ppt_weights(config)
+        if not 0 < float(config["ppt_curriculum_end"]) <= 1:
+            raise ConfigError(f"ppt_curriculum_end is a share of the run's training steps, in (0, 1] "
+                              f"(got {config['ppt_curriculum_end']}).")
 
     @classmethod
     def ranks_catalog(cls, config):
@@ -156,6 +191,8 @@ class Speeder(LLMSequentialRecommender):
             use_chat_template=config["use_chat_template"],
             candidate_labels=config["candidate_labels"],
             ppt_followup_template=config["ppt_followup_template"],
+            ppt_order_template=config["ppt_order_template"],
+            ppt_order_followup_template=config["ppt_order_followup_template"],
         )
         self.register_buffer("label_ids", self.prompt.label_token_ids(self.num_candidates), persistent=False)
         plugin_lr = config["plugin_learning_rate"]
@@ -166,9 +203,14 @@ class Speeder(LLMSequentialRecommender):
         if self.plugin_learning_rate is not None and not self.plugin_learning_rate > 0:
             raise ConfigError(f"plugin_learning_rate must be a positive number or ~ (got {plugin_lr!r}).")
         self.use_ppt = bool(config["use_ppt"])
-        self.ppt_ratio = float(config["ppt_ratio"])
+        self.ppt_ratio = setting(config, "ppt_ratio", minimum=0.0, kind=float)
         self.ppt_layout = str(config["ppt_layout"])
         self.ppt_question_positions = bool(config["ppt_question_positions"])
+        self.ppt_question = str(config["ppt_question"])  # a choice, checked by Config
+        self.ppt_curriculum_end = float(config["ppt_curriculum_end"])
+        self.ppt_stages = ppt_stages(config)
+        self.ppt_weights = ppt_weights(config)
+        self.training_progress = 0.0  # share of the run's training steps done (set by the trainer)
         self.prompt_packing = bool(config["prompt_packing"])
         self.eval_mode = config["eval_mode"]
         self.max_new_tokens = int(config["generation_max_new_tokens"])
@@ -176,7 +218,12 @@ class Speeder(LLMSequentialRecommender):
         self.stage = None
         self.active_modalities = self.feature_modalities
         self._fused_cache = None
-        self._ppt_counts = {"correct": 0, "total": 0, "skipped": 0}
+        self._ppt_counts = self._new_ppt_counts()
+        self._loss_sums, self._loss_steps = {}, {}  # loss term -> sum on the device, steps (valid_epoch_report)
+
+    @staticmethod
+    def _new_ppt_counts():
+        return {"correct": 0, "total": 0, "skipped": 0, "correct_order": 0, "total_order": 0}
 
     def _init_reconstruction(self, config, dataset):
         """The reconstruction task of MPO stage 1 (section 2.5): settings and prompts."""
@@ -336,85 +383,126 @@ class Speeder(LLMSequentialRecommender):
         return self._answer_hidden(batch, embeds, names), scored, batch, embeds
 
     # -- training -------------------------------------------------------------------------
+    def set_training_progress(self, share):
+        """The share of the run's training steps done before the coming step (the trainer sets it
+        before every step): where ``ppt_question: curriculum`` stands."""
+        self.training_progress = float(share)
+
+    def order_question_share(self):
+        """The probability that a PPT question is the order one: 0 for ``distance``, 1 for
+        ``order``; with ``curriculum`` it falls linearly from 1 at the first training step to 0 at
+        ``ppt_curriculum_end`` of the run's training steps, and stays 0 after it."""
+        if self.ppt_question != "curriculum":
+            return float(self.ppt_question == "order")
+        return max(0.0, 1.0 - self.training_progress / self.ppt_curriculum_end)
+
+    def asks_ppt(self):
+        """Whether this step asks PPT questions: ``use_ppt``, ``ppt_ratio`` > 0 and the current
+        MPO stage among ``ppt_stages`` (any stage before :meth:`set_stage`)."""
+        return self.use_ppt and self.ppt_ratio > 0 and (self.stage is None or self.stage in self.ppt_stages)
+
+    def _questions_of(self, rng):
+        """How many PPT questions the next sequence gets: one with probability ``ppt_ratio`` up to
+        1; above 1, its whole part and one more with the probability of its fraction."""
+        if self.ppt_ratio <= 1:
+            return int(rng.random() < self.ppt_ratio)
+        whole = int(self.ppt_ratio)
+        return whole + int(rng.random() < self.ppt_ratio - whole)
+
     def _ppt_prompts(self, histories):
         """PPT questions for about ``ppt_ratio`` of the sequences (eqs 13-14): (rows, a/b/c
-        items [P, 3], is_yes [P], a/b/c 1-based history positions [P, 3]) on the host, rows
-        ascending; None when there is none."""
+        items [P, 3], is_yes [P], a/b/c 1-based history positions [P, 3], question per row) on
+        the host, rows ascending (a row once per question); None when there is none."""
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))
-        rows, abc, labels, positions = [], [], [], []
+        rows, abc, labels, positions, questions = [], [], [], [], []
+        order_share = self.order_question_share()
         for i, history in enumerate(histories):
-            if rng.random() >= self.ppt_ratio:
-                continue
+            count = self._questions_of(rng)
             items = np.asarray(history, dtype=np.int64)
-            sample = sample_ppt(items, rng)
-            if sample is None:
-                self._ppt_counts["skipped"] += 1
-                continue
-            rows.append(i)
-            abc.append([items[sample.a_pos], items[sample.b_pos], items[sample.c_pos]])
-            labels.append(sample.label)
-            positions.append([sample.a_pos + 1, sample.b_pos + 1, sample.c_pos + 1])
+            for _ in range(count):
+                sample = sample_ppt(items, rng)
+                if sample is None:  # fewer than 3 distinct items: none of its questions
+                    self._ppt_counts["skipped"] += count
+                    break
+                if 0 < order_share < 1:  # a draw only where both questions can be asked
+                    question = "order" if rng.random() < order_share else "distance"
+                else:
+                    question = "order" if order_share >= 1 else "distance"
+                rows.append(i)
+                abc.append([items[sample.a_pos], items[sample.b_pos], items[sample.c_pos]])
+                labels.append(ppt_answer(question, sample))
+                positions.append([sample.a_pos + 1, sample.b_pos + 1, sample.c_pos + 1])
+                questions.append(question)
         if not rows:
             return None
         return (rows, np.asarray(abc, dtype=np.int64), np.asarray(labels, dtype=bool),
-                np.asarray(positions, dtype=np.int64))
+                np.asarray(positions, dtype=np.int64), questions)
 
     def _training_batch(self, histories, candidates, target_pos):
         """The host batch of one training step: the recommendation prompts and, with PPT, the
         questions of :meth:`_ppt_prompts` in the ``ppt_layout``; extras ``rec_target`` (label
-        token per row), ``rec_target_pos`` (the target's candidate column per row) and
-        ``ppt_target`` (yes / no token per question, answer ``"ppt"`` order)."""
+        token per row), ``rec_target_pos`` (the target's candidate column per row),
+        ``ppt_target`` (yes / no token per question, answer ``"ppt"`` order) and, where the run
+        may ask the order question, ``ppt_order`` (1 for an order question, same order)."""
         extras = {"rec_target": self.prompt.label_token_ids(self.num_candidates)[target_pos],
                   "rec_target_pos": target_pos}
         if self.answer_head == "score" and self.score_loss == "candidates":
             extras["score_ids"] = candidates
-        ppt = self._ppt_prompts(histories) if self.use_ppt and self.ppt_ratio > 0 else None
+        ppt = self._ppt_prompts(histories) if self.asks_ppt() else None
         if ppt is None:
             batch = self.prompt.build(histories, candidates, self.history_only)
             batch.extras = extras
             return batch
-        rows, abc, is_yes, positions = ppt
+        rows, abc, is_yes, positions, questions = ppt
         positions = positions if self.ppt_question_positions else None
-        ppt_target = torch.from_numpy(np.where(is_yes, self.prompt.yes_id, self.prompt.no_id))
         if self.ppt_layout == "shared":
             batch = self.prompt.build_shared(histories, candidates, target_pos, rows, abc, positions,
-                                             history_only=self.history_only)
+                                             history_only=self.history_only, questions=questions)
+            order = shared_question_order(rows)  # the answers' order (further questions last)
+            is_yes, questions = is_yes[order], [questions[k] for k in order]
         else:
             batch = self.prompt.build(histories, candidates, self.history_only).concat(
-                self.prompt.build_ppt([histories[i] for i in rows], abc, positions), self.prompt.pad_id)
-        batch.extras = dict(extras, ppt_target=ppt_target)
+                self.prompt.build_ppt([histories[i] for i in rows], abc, positions, questions), self.prompt.pad_id)
+        extras["ppt_target"] = torch.from_numpy(np.where(is_yes, self.prompt.yes_id, self.prompt.no_id))
+        if self.ppt_question != "distance":
+            extras["ppt_order"] = torch.tensor([q == "order" for q in questions], dtype=torch.long)
+        batch.extras = extras
         return batch
 
-    def _with_ppt_loss(self, rec_loss, num_rec, hidden, target):
-        """Eq 19 over the recommendation and PPT answers together: the mean cross-entropy of
-        all ``num_rec + P`` answers (as one batch of answers would give); PPT accuracy counted
-        on the device (read once per epoch by :meth:`valid_epoch_report`)."""
+    def _ppt_loss(self, hidden, target, order=None, order_count=0):
+        """The PPT answers' mean cross-entropy (eq 19 on the yes / no token); accuracy counted on
+        the device (read once per epoch by :meth:`valid_epoch_report`), also of the order
+        questions apart (``order``: 1 per order question, ``order_count`` of them)."""
         logits = head_logits(self.llm, hidden)
-        num_ppt = target.shape[0]
         with torch.no_grad():
             pair = pair_logits(logits, self.prompt.yes_id, self.prompt.no_id).argmax(dim=1)
             predicted = torch.where(pair == 0, self.prompt.yes_id, self.prompt.no_id)
-            correct = (predicted == target).sum()
-        self._ppt_counts["correct"] = self._ppt_counts["correct"] + correct
-        self._ppt_counts["total"] += num_ppt
-        return (rec_loss * num_rec + label_answer_loss(logits, target) * num_ppt) / (num_rec + num_ppt)
+            hits = predicted == target
+            self._ppt_counts["correct"] = self._ppt_counts["correct"] + hits.sum()
+            if order is not None:
+                self._ppt_counts["correct_order"] = self._ppt_counts["correct_order"] + (hits & order.bool()).sum()
+        self._ppt_counts["total"] += target.shape[0]
+        self._ppt_counts["total_order"] += order_count
+        return label_answer_loss(logits, target)
 
-    def calculate_loss(self, interaction):
-        """The recommendation answers and the PPT questions (eqs 13-14) of about ``ppt_ratio``
-        of the sequences in one forward pass: the mean cross-entropy over all their answers
-        (eq 19 for label answers; over the candidates' or every item's scores with
-        ``answer_head: score``); plus ``reconstruction_weight`` x the reconstruction loss in its
-        stages, and ``distill_weight`` x the distillation loss of SASRec. Prompts are built on the
-        host and reach the device in one copy; nothing in the step waits for the device."""
+    def loss_terms(self, interaction):
+        """(name -> loss, name -> answers) of one training step, each loss unweighted: ``rec``
+        (the recommendation answers: eq 19 for label answers; the cross-entropy over the
+        candidates' or every item's scores with ``answer_head: score``), ``ppt`` (the PPT
+        questions of about ``ppt_ratio`` of the sequences, eqs 13-14, in the same forward pass),
+        ``distill`` (SASRec's distillation) and ``recon`` (the reconstruction task in its
+        stages), each where it runs; answers counted for ``rec`` and ``ppt``. Prompts are built
+        on the host and reach the device in one copy; nothing in the step waits for the device."""
         histories = self.recent_history(interaction)
         candidates, target_pos = self.training_candidates(interaction, device="cpu")
         batch = self._training_batch(histories, candidates, target_pos)
+        host_order = batch.extras.get("ppt_order")
         names = ("rec", "ppt") if "ppt_target" in batch.extras else ("rec",)
         if self.distill_weight > 0:  # read at the last history item whatever the answer head
             names += ("last_item",)
         hidden, scored, batch, _ = self._forward(batch, names)
         if self.answer_head == "index":
-            loss = label_answer_loss(head_logits(self.llm, hidden["rec"]), batch.extras["rec_target"])
+            rec = label_answer_loss(head_logits(self.llm, hidden["rec"]), batch.extras["rec_target"])
         else:
             scores = self._scores(hidden, scored)
             if self.score_loss == "catalog":
@@ -422,14 +510,56 @@ class Speeder(LLMSequentialRecommender):
                 target = to_device([interaction[self.POS_ITEM_ID]], scores.device)[0]
             else:
                 target = batch.extras["rec_target_pos"]
-            loss = F.cross_entropy(scores, target)
+            rec = F.cross_entropy(scores, target)
+        terms, sizes = {"rec": rec}, {"rec": len(histories)}
         if "ppt" in hidden:
-            loss = self._with_ppt_loss(loss, len(histories), hidden["ppt"], batch.extras["ppt_target"])
+            target = batch.extras["ppt_target"]
+            terms["ppt"] = self._ppt_loss(hidden["ppt"], target, batch.extras.get("ppt_order"),
+                                          0 if host_order is None else int(host_order.sum()))
+            sizes["ppt"] = target.shape[0]
         if self.distill_weight > 0:
-            loss = loss + self.distill_weight * self._distillation_loss(interaction, hidden["last_item"])
+            terms["distill"] = self._distillation_loss(interaction, hidden["last_item"])
         if self.reconstructs() and self.reconstruction_weight > 0:
-            loss = loss + self.reconstruction_weight * self._reconstruction_loss(histories)
+            terms["recon"] = self._reconstruction_loss(histories)
+        return terms, sizes
+
+    def ppt_weight(self):
+        """The PPT loss's weight in the current stage, or None (the mean over all answers)."""
+        if self.ppt_weights is None:
+            return None
+        return self.ppt_weights[(self.stage or len(self.ppt_weights)) - 1]
+
+    def calculate_loss(self, interaction):
+        """The step's loss from :meth:`loss_terms`: the recommendation and PPT answers' mean
+        cross-entropy over all their answers (eq 19 as one batch of answers gives it), or with
+        ``ppt_weight`` L_rec + ppt_weight x L_ppt; plus ``distill_weight`` x L_distill and
+        ``reconstruction_weight`` x L_recon. Each term is also summed on the device for
+        :meth:`valid_epoch_report`."""
+        terms, sizes = self.loss_terms(interaction)
+        loss = terms["rec"]
+        if "ppt" in terms:
+            weight = self.ppt_weight()
+            if weight is None:
+                num_rec, num_ppt = sizes["rec"], sizes["ppt"]
+                loss = (loss * num_rec + terms["ppt"] * num_ppt) / (num_rec + num_ppt)
+            else:
+                loss = loss + weight * terms["ppt"]
+        if "distill" in terms:
+            loss = loss + self.distill_weight * terms["distill"]
+        if "recon" in terms:
+            loss = loss + self.reconstruction_weight * terms["recon"]
+        self._sum_loss_terms(terms)
         return loss
+
+    def _sum_loss_terms(self, terms):
+        """Add the step's loss terms to their sums on the device (no host read)."""
+        with torch.no_grad():
+            for name, value in terms.items():
+                value = value.detach().float()
+                total = self._loss_sums.get(name)
+                # a new tensor either way: a compiled network's output may be overwritten by its next call
+                self._loss_sums[name] = value.clone() if total is None else total + value
+                self._loss_steps[name] = self._loss_steps.get(name, 0) + 1
 
     def _distillation_loss(self, interaction, last_hidden):
         """1 - cos between the projected hidden state at the last history item and the frozen
@@ -487,13 +617,29 @@ class Speeder(LLMSequentialRecommender):
                 "recon_exact": round(float((misses == 0).float().mean()), 4)}
 
     def valid_epoch_report(self):
-        """PPT accuracy and skipped sequences since the last report (the paper's Figure 5),
-        and the reconstruction accuracy."""
-        counts, self._ppt_counts = self._ppt_counts, {"correct": 0, "total": 0, "skipped": 0}
+        """Since the last report: PPT accuracy and skipped questions (the paper's Figure 5; with
+        ``ppt_question: curriculum`` also of the order and the distance questions apart), each loss
+        term's mean over the steps it ran in (``loss_rec``, ``loss_ppt``, ``loss_distill`` x
+        ``distill_weight``, ``loss_recon`` x ``reconstruction_weight``; one read of the device);
+        then the reconstruction accuracy."""
+        counts, self._ppt_counts = self._ppt_counts, self._new_ppt_counts()
+        sums, steps, self._loss_sums, self._loss_steps = self._loss_sums, self._loss_steps, {}, {}
         report = {}
         if self.use_ppt:
             acc = int(counts["correct"]) / counts["total"] if counts["total"] else 0.0
             report.update(ppt_acc=round(acc, 4), ppt_skipped=counts["skipped"])
+            if self.ppt_question == "curriculum":
+                correct_order, order = int(counts["correct_order"]), counts["total_order"]
+                distance = counts["total"] - order
+                if order:
+                    report["ppt_acc_order"] = round(correct_order / order, 4)
+                if distance:
+                    report["ppt_acc_distance"] = round((int(counts["correct"]) - correct_order) / distance, 4)
+        if sums:
+            weights = {"distill": self.distill_weight, "recon": getattr(self, "reconstruction_weight", 1.0)}
+            values = torch.stack([sums[name] for name in sums]).tolist()
+            for name, value in zip(sums, values):
+                report[f"loss_{name}"] = round(weights.get(name, 1.0) * value / steps[name], 4)
         if self.reconstruction is not None and len(self.reconstruction_eval_items):
             report.update(self.reconstruction_accuracy())
         return report

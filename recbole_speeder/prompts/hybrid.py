@@ -16,6 +16,9 @@ Templates are plain strings the user edits in YAML:
 * ``ppt_followup_template``: the PPT question as it follows a recommendation answer in the same
   row (``ppt_layout: shared``, :meth:`HybridPrompt.build_shared`): ``{a}``, ``{b}``, ``{c}`` once
   each, no ``{history}`` (the row has it already); with the chat template it is a new user turn.
+* ``ppt_order_template`` / ``ppt_order_followup_template``: the same two forms of the *order*
+  question (``ppt_question: order | curriculum``: does a come before b? c is named, unused),
+  with the same placeholders; a PPT row asks one of the two questions (``questions``).
 * ``history_item_template`` / ``candidate_item_template``: how one item is written; must
   contain ``<item>`` (the placeholder) once and may contain ``{index}``; items are joined
   with ``item_separator``.
@@ -52,6 +55,13 @@ DEFAULT_PPT_TEMPLATE = (
 # 7B shape's training at n = 10 for the same VHR@1 (2026-11-30, commit dddca86: docs/results.md, "Ablations";
 # docs/benchmarks.md, "Llama-2-7B shape")
 DEFAULT_PPT_FOLLOWUP_TEMPLATE = "\nGap {a}-{b} at most gap to {c}?"
+# the order question (ppt_question: order | curriculum): the own-prompt form is the one SmolLM2 learned
+# in benchmarks/ppt_probe.py (its ORDER_TEMPLATE); the follow-up is as short as the distance one
+DEFAULT_PPT_ORDER_TEMPLATE = (
+    "Here is the purchase history of a user, oldest first: {history}. Consider the items {a}, {b} and {c}. "
+    "Does the first come before the second in the history? Answer yes or no.")
+DEFAULT_PPT_ORDER_FOLLOWUP_TEMPLATE = "\nOf {a}, {b}, {c}: first before second?"
+PPT_QUESTIONS = ("distance", "order")
 DEFAULT_ITEM_TEMPLATE = "{index}: " + ITEM
 LABEL_SCHEMES = ("auto", "digits", "letters")
 
@@ -63,7 +73,9 @@ class HybridPrompt(PromptBase):
                  history_item_template=DEFAULT_ITEM_TEMPLATE,
                  candidate_item_template=DEFAULT_ITEM_TEMPLATE, item_separator=", ",
                  ppt_template=DEFAULT_PPT_TEMPLATE, use_chat_template=False,
-                 candidate_labels="auto", ppt_followup_template=DEFAULT_PPT_FOLLOWUP_TEMPLATE):
+                 candidate_labels="auto", ppt_followup_template=DEFAULT_PPT_FOLLOWUP_TEMPLATE,
+                 ppt_order_template=DEFAULT_PPT_ORDER_TEMPLATE,
+                 ppt_order_followup_template=DEFAULT_PPT_ORDER_FOLLOWUP_TEMPLATE):
         super().__init__(tokenizer, item_separator=item_separator, use_chat_template=use_chat_template)
         for key, tpl in (("history_item_template", history_item_template),
                          ("candidate_item_template", candidate_item_template)):
@@ -73,11 +85,17 @@ class HybridPrompt(PromptBase):
         self.history_item_template = history_item_template.replace("{index}", "\0")
         self.candidate_item_template = candidate_item_template.replace("{index}", "\0")
         check_template(prompt_template, "prompt_template", ["history", "candidates"])
-        check_template(ppt_template, "ppt_template", ["history", "a", "b", "c"])
         self._rec_pieces, self._rec_order = self.template_pieces(prompt_template, ["history", "candidates"])
-        self._ppt_pieces, self._ppt_order = self.template_pieces(ppt_template, ["history", "a", "b", "c"])
-        check_template(ppt_followup_template, "ppt_followup_template", ["a", "b", "c"])
-        self._followup_pieces, self._followup_order = self.followup_pieces(ppt_followup_template, ["a", "b", "c"])
+        # question -> (pieces, placeholder order) of the own prompt and of the follow-up
+        self._ppt_forms, self._followup_forms = {}, {}
+        for question, own, followup, names in (
+                ("distance", ppt_template, ppt_followup_template, ("ppt_template", "ppt_followup_template")),
+                ("order", ppt_order_template, ppt_order_followup_template,
+                 ("ppt_order_template", "ppt_order_followup_template"))):
+            check_template(own, names[0], ["history", "a", "b", "c"])
+            self._ppt_forms[question] = self.template_pieces(own, ["history", "a", "b", "c"])
+            check_template(followup, names[1], ["a", "b", "c"])
+            self._followup_forms[question] = self.followup_pieces(followup, ["a", "b", "c"])
         self.labels_scheme = str(candidate_labels).lower()
         if self.labels_scheme not in LABEL_SCHEMES:
             raise ConfigError(f"candidate_labels must be auto, digits or letters, "
@@ -160,13 +178,14 @@ class HybridPrompt(PromptBase):
                 ids.append(self.pad_id)
         return [abc["a"], abc["b"], abc["c"]]
 
-    def _ppt_layout(self, n_history):
+    def _ppt_layout(self, n_history, question="distance"):
         """(ids, history slot positions, [a, b, c] slot positions) as int64 numpy arrays."""
         ids, hist, abc = [], [], {}
-        for k, piece in enumerate(self._ppt_pieces):
+        pieces, order = self._ppt_forms[question]
+        for k, piece in enumerate(pieces):
             ids.extend(piece)
-            if k < len(self._ppt_order):
-                name = self._ppt_order[k]
+            if k < len(order):
+                name = order[k]
                 if name == "history":
                     self._items("h", [str(i) for i in range(1, n_history + 1)], ids, hist)
                 else:
@@ -175,13 +194,13 @@ class HybridPrompt(PromptBase):
         return (np.asarray(ids, dtype=np.int64), np.asarray(hist, dtype=np.int64),
                 np.asarray([abc["a"], abc["b"], abc["c"]], dtype=np.int64))
 
-    def _shared_layout(self, n_history, n_candidates):
+    def _shared_layout(self, n_history, n_candidates, question="distance"):
         """The recommendation prompt, its answer label, then the PPT follow-up question:
         (ids, history slots, candidate slots then a, b, c slots, label position)."""
         ids, hist, cand = (list(a) for a in self._rec_layout(n_history, n_candidates))
         label = len(ids)
         ids.append(self.pad_id)  # the recommendation answer's label token, written per row
-        abc = self._abc_items(self._followup_pieces, self._followup_order, ids)
+        abc = self._abc_items(*self._followup_forms[question], ids)
         return (np.asarray(ids, dtype=np.int64), np.asarray(hist, dtype=np.int64),
                 np.asarray(cand + abc, dtype=np.int64), label)
 
@@ -259,32 +278,38 @@ class HybridPrompt(PromptBase):
             return ids[:end], hist, np.zeros(0, dtype=np.int64), None, end - 1, None
         return self._row(("history", n_history, n_candidates), make)
 
-    def _ppt_row(self, n_history):
+    def _ppt_row(self, n_history, question="distance"):
         def make():
-            ids, hist, abc = self.ppt_layout(n_history)
+            ids, hist, abc = self.ppt_layout(n_history, question)
             return ids, hist, abc, None, None, len(ids) - 1
-        return self._row(("ppt", n_history), make)
+        return self._row(("ppt", n_history, question), make)
 
-    def _history_shared_row(self, n_history, n_candidates):
+    def _history_shared_row(self, n_history, n_candidates, question="distance"):
         """The prompt cut after its last history placeholder (where ``"rec"`` is read), then
         the PPT follow-up question (``history_only``: no answer label to write in between).
         With the chat template the whole shared row is kept (its follow-up starts a new turn)."""
         if self.use_chat_template or not n_history:
-            return self._shared_row(n_history, n_candidates)
+            return self._shared_row(n_history, n_candidates, question)
 
         def make():
             cut = self._history_row(n_history, n_candidates)
             ids = list(cut.ids)
-            abc = self._abc_items(self._followup_pieces, self._followup_order, ids)
+            abc = self._abc_items(*self._followup_forms[question], ids)
             return (np.asarray(ids, dtype=np.int64), cut.hist, np.asarray(abc, dtype=np.int64), None,
                     cut.rec_answer, len(ids) - 1)
-        return self._row(("history-shared", n_history, n_candidates), make)
+        return self._row(("history-shared", n_history, n_candidates, question), make)
 
-    def _shared_row(self, n_history, n_candidates):
+    def _shared_row(self, n_history, n_candidates, question="distance"):
         def make():
-            ids, hist, other, label = self.shared_layout(n_history, n_candidates)
+            ids, hist, other, label = self.shared_layout(n_history, n_candidates, question)
             return ids, hist, other, label, label - 1, len(ids) - 1
-        return self._row(("shared", n_history, n_candidates), make)
+        return self._row(("shared", n_history, n_candidates, question), make)
+
+    def _question_only_row(self, row):
+        """A shared row without its recommendation answer (a further PPT question of a sequence
+        whose own row asks one already): the same tokens, only its PPT answer read."""
+        return self._row(("question-only", id(row)), lambda: (row.ids, row.hist, row.other, row.label, None,
+                                                              row.ppt_answer))
 
     def _row(self, key, make):
         """The :class:`_Row` of ``key``, its fields made by ``make()`` the first time only."""
@@ -311,19 +336,28 @@ class HybridPrompt(PromptBase):
         rows = [self._recommendation_row(len(h), c, history_only) for h in histories]
         return self._assemble(rows, histories, candidates)
 
-    def build_ppt(self, histories, abc_items, abc_positions=None):
+    @staticmethod
+    def _questions(questions, count):
+        questions = ["distance"] * count if questions is None else [str(q) for q in questions]
+        if len(questions) != count or any(q not in PPT_QUESTIONS for q in questions):
+            raise ValueError(f"questions must be {count} of {', '.join(PPT_QUESTIONS)}, got {questions}")
+        return questions
+
+    def build_ppt(self, histories, abc_items, abc_positions=None, questions=None):
         """PPT prompts: ``abc_items`` [B, 3] item ids of a, b, c; answer ``"ppt"`` (yes_id /
         no_id) at the last position. ``abc_positions`` [B, 3] (1-based history positions of a,
-        b, c; optional) gives their placeholders p_i as well (``ppt_question_positions``)."""
+        b, c; optional) gives their placeholders p_i as well (``ppt_question_positions``);
+        ``questions``: per row ``distance`` (eq 14, the default) or ``order``."""
         histories = [as_item_ids(h, "history") for h in histories]
         abc = np.asarray(abc_items.cpu() if torch.is_tensor(abc_items) else abc_items,
                          dtype=np.int64).reshape(len(histories), 3)
-        rows = [self._ppt_row(len(h)) for h in histories]
+        questions = self._questions(questions, len(histories))
+        rows = [self._ppt_row(len(h), q) for h, q in zip(histories, questions)]
         positions = None if abc_positions is None else np.asarray(abc_positions, dtype=np.int64).reshape(-1, 3)
         return self._assemble(rows, histories, abc, abc_positions=positions)
 
     def build_shared(self, histories, candidates, target_pos, ppt_rows, abc_items, abc_positions=None,
-                     history_only=False):
+                     history_only=False, questions=None):
         """Recommendation prompts where rows ``ppt_rows`` (ascending) go on with their answer
         label (``target_pos``, teacher forcing) and the PPT follow-up question about
         ``abc_items`` [P, 3]: one row holds both tasks, the history is encoded once, and the
@@ -333,28 +367,46 @@ class HybridPrompt(PromptBase):
         without PPT) and ``"ppt"`` of rows ``ppt_rows`` (their last position), in row order.
         ``abc_positions`` [P, 3]: as in :meth:`build_ppt`; ``history_only``: every row is cut
         after its history as in :meth:`build`, and the PPT question follows the last history
-        item directly (where ``"rec"`` is read; there is no label to teacher-force)."""
+        item directly (where ``"rec"`` is read; there is no label to teacher-force);
+        ``questions``: per question ``distance`` (eq 14, the default) or ``order``.
+
+        A row named more than once in ``ppt_rows`` (more than one question per sequence,
+        ``ppt_ratio`` > 1) asks its first question in its own row; each further one gets a row of
+        its own after the B rows, the same shared row without a ``"rec"`` answer. The ``"ppt"``
+        answers are then in the order of :func:`shared_question_order`."""
         histories = [as_item_ids(h, "history") for h in histories]
         candidates = self._candidates(candidates, len(histories))
         c = candidates.shape[1]
         ppt_rows = [int(r) for r in ppt_rows]
-        if ppt_rows != sorted(set(ppt_rows)):
-            raise ValueError(f"ppt_rows must be ascending and distinct, got {ppt_rows}")
+        if ppt_rows != sorted(ppt_rows) or any(not 0 <= r < len(histories) for r in ppt_rows):
+            raise ValueError(f"ppt_rows must be ascending rows of the batch, got {ppt_rows}")
         abc = np.asarray(abc_items.cpu() if torch.is_tensor(abc_items) else abc_items,
                          dtype=np.int64).reshape(len(ppt_rows), 3)
+        questions = self._questions(questions, len(ppt_rows))
         target_pos = np.asarray(target_pos.cpu() if torch.is_tensor(target_pos) else target_pos,
                                 dtype=np.int64).reshape(-1)
-        label_ids = self.label_token_ids(c).numpy()[target_pos]
+        label_ids = list(self.label_token_ids(c).numpy()[target_pos])
         rows = [self._recommendation_row(len(h), c, history_only) for h in histories]
         others = list(candidates)
         positions = None if abc_positions is None else [None] * len(histories)
         shared = self._history_shared_row if history_only else self._shared_row
+        histories = list(histories)
         for k, b in enumerate(ppt_rows):
-            rows[b] = shared(len(histories[b]), c)
+            row = shared(len(histories[b]), c, questions[k])
             # a whole shared row lists the candidates before a, b, c; a cut one only a, b, c
-            others[b] = np.concatenate([candidates[b], abc[k]]) if rows[b].label is not None else abc[k]
+            other = np.concatenate([candidates[b], abc[k]]) if row.label is not None else abc[k]
+            position = None if positions is None else np.asarray(abc_positions[k], dtype=np.int64)
+            if k and ppt_rows[k - 1] == b:  # a further question of sequence b: a row of its own
+                rows.append(self._question_only_row(row))
+                histories.append(histories[b])
+                others.append(other)
+                label_ids.append(label_ids[b])
+                if positions is not None:
+                    positions.append(position)
+                continue
+            rows[b], others[b] = row, other
             if positions is not None:
-                positions[b] = np.asarray(abc_positions[k], dtype=np.int64)
+                positions[b] = position
         return self._assemble(rows, histories, others, labels=label_ids, abc_positions=positions)
 
     @staticmethod
@@ -365,6 +417,13 @@ class HybridPrompt(PromptBase):
             raise ValueError(f"candidates must be [B, C] with B={size}, got "
                              f"shape {candidates.shape}")
         return candidates
+
+
+def shared_question_order(ppt_rows):
+    """The order of :meth:`HybridPrompt.build_shared`'s ``"ppt"`` answers as indices into
+    ``ppt_rows``: each row's first question in row order, then the further ones as given."""
+    first = [k for k, r in enumerate(ppt_rows) if k == 0 or ppt_rows[k - 1] != r]
+    return first + sorted(set(range(len(ppt_rows))) - set(first))
 
 
 class _Row(NamedTuple):

@@ -1,6 +1,7 @@
-"""Validation curves of a run, the paper's Figure 5: validation VHR@1, PPT accuracy and the
-reconstruction accuracies after every validation, written beside the run's log file as
-``<log>-curves.csv`` and (with matplotlib) ``<log>-curves.png``.
+"""Validation curves of a run, the paper's Figure 5: validation VHR@1, PPT accuracy (of each
+question apart under ``ppt_question: curriculum``) and the reconstruction accuracies after every
+validation, written beside the run's log file as ``<log>-curves.csv`` and (with matplotlib)
+``<log>-curves.png``.
 
 The trainer rewrites both after every training ``fit`` (each MPO stage), so a run that is cut
 short still leaves its curves so far. Both files are written atomically.
@@ -13,8 +14,9 @@ import os
 
 from recbole_speeder.atomic import atomic_file, atomic_write_text
 
-CURVES = ("vhr@1", "ppt_acc", "recon_token_acc", "recon_exact")
+CURVES = ("vhr@1", "ppt_acc", "ppt_acc_order", "ppt_acc_distance", "recon_token_acc", "recon_exact")
 LABELS = {"vhr@1": "validation VHR@1", "ppt_acc": "PPT accuracy (training)",
+          "ppt_acc_order": "PPT order questions (training)", "ppt_acc_distance": "PPT distance questions (training)",
           "recon_token_acc": "reconstruction token accuracy", "recon_exact": "reconstruction exact titles"}
 
 

@@ -162,11 +162,14 @@ class _LLMTrainerCore(ResumeStateMixin, Trainer):
         train_data = self.dist.shard(train_data)
         batches = tqdm(train_data, total=steps, ncols=100, desc=f"Train {epoch_idx:>4}") if show_progress else train_data
         queued = None  # the loss of the step before, read once the next step is queued
-        for interaction in self._training_batches(batches, steps):
+        progress = getattr(self.model, "set_training_progress", None)
+        for step, interaction in enumerate(self._training_batches(batches, steps)):
             # the batch stays on the host: the models build their prompts there and move them in one
             # non-blocking copy (a copy to the GPU here would wait for the step still running there)
             self.optimizer.zero_grad()
             self.model.begin_step()
+            if progress is not None:
+                progress(self.run_progress(epoch_idx, step, steps))
             loss = loss_of(interaction)
             loss.backward()
             if self.clip_grad_norm:
@@ -181,6 +184,15 @@ class _LLMTrainerCore(ResumeStateMixin, Trainer):
             self.epoch_samples = self.dist.sum(self.epoch_samples)
             total_loss = self.dist.sum(total_loss) / self.dist.num_processes
         return total_loss / max(1, min(steps, len(train_data)))
+
+    def run_epochs(self):
+        """Training epochs of the whole run (Speeder: of all its MPO stages)."""
+        return self.epochs
+
+    def run_progress(self, epoch_idx, step, steps):
+        """The share of the run's training steps done before step ``step`` of ``steps`` of epoch
+        ``epoch_idx`` (epochs counted on across stages, as :meth:`tensorboard_step` counts them)."""
+        return (self.tensorboard_step(epoch_idx) + step / max(1, steps)) / max(1, self.run_epochs())
 
     def _loss_value(self, loss):
         """A step's loss as a number (0 for none), read one step late so that the host never waits

