@@ -38,10 +38,7 @@ from recbole.model.layers import TransformerEncoder
 from recbole.model.sequential_recommender.sasrec import SASRec
 from torch import nn
 
-from recbole_speeder.model.layers.modality_fusion import (
-    FrozenModalities, FusedScoringMixin, ModalityProjection, check_feature_modalities, encode_sequence,
-    feature_modalities,
-)
+from recbole_speeder.model.layers.modality_fusion import FusedScoringMixin, ModalityProjection, encode_sequence
 
 
 class SequenceBranch(nn.Module):
@@ -64,20 +61,9 @@ class SASRecLF(FusedScoringMixin, SASRec):
     """One SASRec per modality (item id, text, image), sequence representations fused late
     (Speeder, appendix B)."""
 
-    side_info = ("item_features",)
-
-    @classmethod
-    def side_info_for(cls, config):
-        return cls.side_info
-
-    @classmethod
-    def check_config(cls, config):
-        check_feature_modalities(cls.__name__, config)
-
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        features = dataset.side_info("item_features", type(self).__name__)
-        self.features = FrozenModalities(features, feature_modalities(type(self).__name__, config, features))
+        self.features = self.frozen_features(config, dataset)
         modalities = self.features.modalities
         self.projections = nn.ModuleDict({
             m: ModalityProjection(self.features.dims[m], self.hidden_size, eps=self.layer_norm_eps) for m in modalities

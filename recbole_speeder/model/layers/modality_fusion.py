@@ -107,13 +107,30 @@ def encode_sequence(model, branch, item_emb, item_seq, item_seq_len):
 
 
 class FusedScoringMixin:
-    """SASRec's loss, ``predict`` and ``full_sort_predict`` over the model's own item table.
+    """What SASRecEF and SASRecLF share: the frozen ``item_features`` they declare (checked before
+    any data is read, loaded by :meth:`frozen_features`), and SASRec's loss, ``predict`` and
+    ``full_sort_predict`` over the model's own item table.
 
     The model gives ``item_table()`` ([n_items, D], every item's representation, used as input and
     as output) and ``sequence_output(item_seq, item_seq_len, table)`` ([B, D]); an item's score is
     the dot product of the two, so ``full_sort_predict`` gathered at some items equals ``predict``
     at them. ``loss_type`` CE: cross-entropy over every item; BPR: RecBole's sampled negative.
     """
+
+    side_info = ("item_features",)
+
+    @classmethod
+    def side_info_for(cls, config):
+        return cls.side_info
+
+    @classmethod
+    def check_config(cls, config):
+        check_feature_modalities(cls.__name__, config)
+
+    def frozen_features(self, config, dataset):
+        """The dataset's item features of the modalities this model reads, as frozen buffers."""
+        features = dataset.side_info("item_features", type(self).__name__)
+        return FrozenModalities(features, feature_modalities(type(self).__name__, config, features))
 
     def forward(self, item_seq, item_seq_len):
         return self.sequence_output(item_seq, item_seq_len, self.item_table())
