@@ -60,7 +60,7 @@ def markdown(result):
         "",
         "TFLOP/s: model FLOPs of the decoder per sample (2 x linear weights x tokens + causal attention "
         "2 x layers x width x L^2 per prompt; training = 2 x linear + 3 x attention, LoRA's frozen weights "
-        "need no weight gradient; LM head, norms and activations left out; formula in benchmarks/efficiency.py) "
+        "need no weight gradient; LM head, norms and activations left out; formula in benchmarks/efficiency_flops.py) "
         "over the measured time"
         + (f", in brackets % of a {peak:g} TFLOP/s peak." if peak else ".")
         + " Tokens: real (unpadded) prompt tokens per sample the decoder sees in training (PPT included).",
