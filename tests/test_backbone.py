@@ -197,6 +197,7 @@ def test_llm_compile_on_the_cpu_without_a_cxx_compiler_says_so(tiny_folder):
     assert model.model._compiled_call_impl is None
 
 
+@pytest.mark.slow
 def test_real_smollm2_lora_step_and_scoring():
     """The offline SmolLM2-135M (GGUF -> cached safetensors), LoRA, one training step on two
     hybrid prompts and a constrained scoring pass."""

@@ -100,6 +100,7 @@ def bad_runs(tmp_path_factory):
     return results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_is_one_clear_error_and_changes_nothing(bad_runs, case):
     import re

@@ -100,6 +100,7 @@ def test_pandas3_fills_nan_and_empty_sequences(workdir):
     assert sorted(lengths)[:2] == [0, 2]  # the one empty cell is an empty sequence, the rest hold 2
 
 
+@pytest.mark.slow
 def test_results_equal_recbole_itself(fast_config):
     """The plugin's run() and RecBole's own classes give the same numbers."""
     from recbole.config import Config as RecBoleConfig

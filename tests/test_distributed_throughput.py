@@ -14,6 +14,7 @@ def bench():
     return load_benchmark_script("distributed_throughput")
 
 
+@pytest.mark.slow
 def test_one_process_on_cpu_writes_rows(bench, tmp_path, monkeypatch, capsys):
     for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
         monkeypatch.delenv(var, raising=False)

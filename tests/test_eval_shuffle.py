@@ -76,6 +76,7 @@ def recorded(monkeypatch):
     return seen
 
 
+@pytest.mark.slow
 def test_sasrec_and_speeder_read_shuffled_test_histories_and_untouched_training_data(
         fast_config, tiny_llm_dir, recorded):
     base = dict(fast_config, epochs=1, cold_item_max_inter=None)

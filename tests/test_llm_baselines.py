@@ -171,6 +171,7 @@ def test_tallrec_trains_lora_and_generates_titles(baseline_config):
     assert result["train_ms_per_sample"] > 0
 
 
+@pytest.mark.slow
 def test_llara_trains_projector_and_ranks_by_title_likelihood(baseline_config):
     from safetensors.torch import load_file
 

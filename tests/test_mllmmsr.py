@@ -235,6 +235,7 @@ def test_mllmmsr_trains_lora_ranks_candidates_and_reuses_its_summaries(mllmmsr_c
     assert reloaded["candidate_test"]["summary_generated"] == 0  # every summary came from the cache
 
 
+@pytest.mark.slow
 def test_summaries_are_made_in_full_generate_rounds(mllmmsr_config, monkeypatch):
     """Evaluation summarises its whole split in one call and training looks batches ahead: a
     generate round takes up to summary_batch_size prompts, however small the batches are."""

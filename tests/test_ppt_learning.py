@@ -111,6 +111,7 @@ def test_a_ppt_row_decodes_to_its_history_positions_and_the_label_of_its_questio
     assert set(asked) == ({"distance", "order"} if question == "curriculum" else {question})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["shared", "separate"])
 def test_the_ppt_loss_alone_reaches_lora_ppl_and_mrc_in_every_stage(speeder_config, layout):
     _, train_data, model, _ = build(dict(speeder_config, ppt_layout=layout))
