@@ -61,14 +61,7 @@ def random_features(n_items, modalities, generator):
     """Random item features (row 0 = [PAD]: zeros, mask False), as the feature loader returns them."""
     from recbole_speeder.features.loader import ItemFeatures
 
-    features = ItemFeatures()
-    for m in modalities:
-        tensor = torch.randn(n_items, FEATURE_DIMS[m], generator=generator)
-        tensor[0] = 0
-        mask = torch.ones(n_items, dtype=torch.bool)
-        mask[0] = False
-        features.tensors[m], features.masks[m], features.dims[m] = tensor, mask, FEATURE_DIMS[m]
-    return features
+    return ItemFeatures.random(n_items, {m: FEATURE_DIMS[m] for m in modalities}, generator)
 
 
 def random_interaction(model, batch, n, generator):

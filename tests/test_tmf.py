@@ -16,15 +16,7 @@ DIMS = {"text": 6, "vision": 5, "seq": 4}
 
 def hand_features(n_items, modalities):
     """Random item features of distinct widths (row 0 = [PAD]), as the feature loader returns them."""
-    generator = torch.Generator().manual_seed(1)
-    features = ItemFeatures()
-    for m in modalities:
-        tensor = torch.randn(n_items, DIMS[m], generator=generator)
-        tensor[0] = 0
-        mask = torch.ones(n_items, dtype=torch.bool)
-        mask[0] = False
-        features.tensors[m], features.masks[m], features.dims[m] = tensor, mask, DIMS[m]
-    return features
+    return ItemFeatures.random(n_items, {m: DIMS[m] for m in modalities}, torch.Generator().manual_seed(1))
 
 
 @pytest.fixture(scope="module")

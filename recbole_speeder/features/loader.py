@@ -57,6 +57,19 @@ class ItemFeatures:
     def modalities(self):
         return tuple(m for m in MODALITIES if m in self.tensors)
 
+    @classmethod
+    def random(cls, n_items, dims, generator=None):
+        """Features of random values (``dims``: modality -> width, drawn in that order), every item
+        with every input but row 0, [PAD] (zeros, mask False): for timing and tests."""
+        features = cls()
+        for m, dim in dims.items():
+            tensor = torch.randn(n_items, dim, generator=generator)
+            tensor[0] = 0
+            mask = torch.ones(n_items, dtype=torch.bool)
+            mask[0] = False
+            features.tensors[m], features.masks[m], features.dims[m] = tensor, mask, dim
+        return features
+
 
 def _text_encoder(config, llm_loader):
     name = config["text_encoder"]
