@@ -33,6 +33,7 @@ TIME_COLUMNS = ["train_ms_per_sample", "infer_ms_per_sample"]
 # a column appears only when some run reports it
 SUMMARY_COLUMNS = ["summary_train_ms_per_sample", "summary_ms_per_sample"]
 GPU_COLUMNS = ["gpu_busy"]  # the GPU's busy share of the training time (GPU runs only)
+WALL_COLUMNS = ["wall_s"]  # the run's wall seconds, set-up to test (its log's "Wall time by phase")
 
 
 def _metric_row(model, result, candidates, ranking):
@@ -54,6 +55,7 @@ def flatten(result):
     row["train_ms_per_sample"] = result.get("train_ms_per_sample")
     row["infer_ms_per_sample"] = cand.get("infer_ms_per_sample")
     row["gpu_busy"] = result.get("gpu_busy")
+    row["wall_s"] = (result.get("phase_seconds") or {}).get("total")
     for key in SUMMARY_COLUMNS:
         row[key] = cand.get(key)
     rows = [row]
@@ -79,7 +81,8 @@ def ranking_columns(rows):
 def summarize(rows):
     """Mean and standard deviation per model and column, in first-seen model order."""
     columns = CANDIDATE_COLUMNS + ranking_columns(rows) + TIME_COLUMNS
-    columns += [c for c in GPU_COLUMNS + SUMMARY_COLUMNS + ["cases"] if any(r.get(c) is not None for r in rows)]
+    columns += [c for c in GPU_COLUMNS + WALL_COLUMNS + SUMMARY_COLUMNS + ["cases"]
+                if any(r.get(c) is not None for r in rows)]
     models = list(dict.fromkeys(r["model"] for r in rows))
     summary = []
     for model in models:
@@ -98,7 +101,7 @@ def markdown(summary, columns, title):
         mean, std = entry[column], entry[column + "_std"]
         if mean is None:
             return "-"
-        digits = 3 if column in TIME_COLUMNS + SUMMARY_COLUMNS else 4
+        digits = 1 if column in WALL_COLUMNS else 3 if column in TIME_COLUMNS + SUMMARY_COLUMNS else 4
         return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
     lines = [f"### {title}", "", "| model | runs | " + " | ".join(columns) + " |",

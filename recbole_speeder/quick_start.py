@@ -36,6 +36,7 @@ from recbole_speeder.features.sequential import (
 from recbole_speeder.llm.backbone import load_backbone
 from recbole_speeder.trainer.checkpoint import check_checkpoint_folder, check_recbole_checkpoint
 from recbole_speeder.trainer.distributed import context_for, init_process_logging
+from recbole_speeder.trainer.timing import PhaseClock
 from recbole_speeder.utils import create_dataset, get_model, get_trainer
 
 
@@ -174,16 +175,18 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
     init_process_logging(config)
     logger = getLogger()
     logger.info(config)
+    clock = PhaseClock()  # where the run's seconds go (trainer/timing.py), logged at the end
 
     saves = bool(config["save_dataloaders"])  # the same on every process
     if saves and not dist.is_main_process:
         config["save_dataloaders"] = False  # process 0 saves the split; the others then load it
-    with dist.main_process_first() if saves else contextlib.nullcontext():
+    with clock.phase("data"), dist.main_process_first() if saves else contextlib.nullcontext():
         dataset = create_dataset(config)
         logger.info(dataset)
         train_data, valid_data, test_data = data_preparation(config, dataset)
-    train_data = hold_out_items(config, train_data, logger)
-    test_data = shuffle_test_histories(config, test_data, logger)  # eval_shuffle_history (order sensitivity)
+    with clock.phase("data"):
+        train_data = hold_out_items(config, train_data, logger)
+        test_data = shuffle_test_histories(config, test_data, logger)  # eval_shuffle_history (order sensitivity)
 
     model_class = get_model(config["model"])
     candidate_only = getattr(model_class, "candidate_only", False)
@@ -193,19 +196,21 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
     candidate_sets, candidate_data = {}, {}
     if config["candidate_eval"] or candidate_only:
         candidate_data = candidate_loaders(config, {"valid": valid_data, "test": test_data})
-        with dist.main_process_first():  # process 0 draws and stores the sets, the others read them
+        with clock.phase("candidates"), dist.main_process_first():  # process 0 draws and stores the sets, the others read them
             candidate_sets = {
                 split: load_or_draw(config, dataset, data._dataset, split)
                 for split, data in (("valid", valid_data), ("test", test_data))
             }
-    with dist.main_process_first():  # process 0 fills the feature and text caches
+    with clock.phase("features"), dist.main_process_first():  # process 0 fills the feature and text caches
         attach_side_info(config, train_data._dataset, train_data, model_class)
 
     compat.init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    with dist.main_process_first():  # process 0 fills the backbone's conversion / download cache
-        model = model_class(config, train_data._dataset).to(config["device"])
-    logger.info(model)
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    with clock.phase("model"):
+        with dist.main_process_first():  # process 0 fills the backbone's conversion / download cache
+            model = model_class(config, train_data._dataset).to(config["device"])
+        logger.info(model)
+        trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer.phase_clock = clock
     trainer.candidate_sets = candidate_sets
     if candidate_only:
         trainer.candidate_data = candidate_data
@@ -214,16 +219,18 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
     if model_file is None:
         if resume_file is not None:
             trainer.resume_checkpoint(resume_file)
-        best_valid_score, best_valid_result = trainer.fit(
-            train_data, valid_data, saved=saved, show_progress=config["show_progress"]
-        )
+        with clock.phase("fit"):
+            best_valid_score, best_valid_result = trainer.fit(
+                train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+            )
         load_best = saved
     else:
         best_valid_score, best_valid_result = None, None
         load_best = True
-    test_result = trainer.evaluate(
-        test_data, load_best_model=load_best, model_file=model_file, show_progress=config["show_progress"]
-    )
+    with clock.phase("test"):
+        test_result = trainer.evaluate(
+            test_data, load_best_model=load_best, model_file=model_file, show_progress=config["show_progress"]
+        )
     result = {
         "model": config["model"],
         "dataset": config["dataset"],
@@ -244,9 +251,13 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
         result["test_result"], result["candidate_test"] = split_result(test_result)
     elif candidate_sets:
         evaluator = CandidateEvaluator(config)
-        result["candidate_valid"] = evaluator.evaluate(model, candidate_data["valid"], candidate_sets["valid"])
-        result["candidate_test"] = evaluator.evaluate(model, candidate_data["test"], candidate_sets["test"])
-    result.update(cold_target_results(config, trainer, train_data, test_data, candidate_data, candidate_sets))
+        with clock.phase("test"):
+            result["candidate_valid"] = evaluator.evaluate(model, candidate_data["valid"], candidate_sets["valid"])
+            result["candidate_test"] = evaluator.evaluate(model, candidate_data["test"], candidate_sets["test"])
+    with clock.phase("cold targets"):
+        result.update(cold_target_results(config, trainer, train_data, test_data, candidate_data, candidate_sets))
+    result["phase_seconds"] = clock.as_dict()
+    logger.info(clock.describe())
     if result.get("candidate_test"):
         logger.info(set_color("candidate test result", "yellow") + f": {result['candidate_test']}")
         log_test_scalars(trainer, result["candidate_test"])

@@ -87,7 +87,8 @@ def get_trainer(model_type, model_name):
     run's own; the random generators, data order and best validation saved, so that ``--resume``
     is exact), :class:`~recbole_speeder.compat.CheckpointCompatMixin` (checkpoints that load with
     ``weights_only=True``, written atomically) and
-    :class:`~recbole_speeder.trainer.timing.TrainTimeMixin` (per-sample training time) mixed in.
+    :class:`~recbole_speeder.trainer.timing.TrainTimeMixin` (per-sample training time, the wall time of
+    training, validation and checkpoint writes) mixed in.
     """
     from recbole_speeder.trainer.checkpoint import RecBoleCheckpointMixin
     from recbole_speeder.trainer.timing import TrainTimeMixin
@@ -97,7 +98,7 @@ def get_trainer(model_type, model_name):
         return getattr(trainer_module, model_name + "Trainer")
     base = recbole_get_trainer(model_type, model_name)
     if base not in _COMPAT_TRAINERS:
-        mixins = (RecBoleCheckpointMixin, compat.CheckpointCompatMixin, TrainTimeMixin)
+        mixins = (TrainTimeMixin, RecBoleCheckpointMixin, compat.CheckpointCompatMixin)
         _COMPAT_TRAINERS[base] = type(base.__name__, (*mixins, base), {})
     return _COMPAT_TRAINERS[base]
 

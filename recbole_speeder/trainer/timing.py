@@ -1,5 +1,7 @@
-"""Training-time bookkeeping shared by every trainer the plugin hands out."""
+"""Training-time bookkeeping shared by every trainer the plugin hands out: the per-sample training
+time, the GPU's busy share, and the run's wall time by phase (:class:`PhaseClock`)."""
 
+import contextlib
 import threading
 import time
 
@@ -58,6 +60,60 @@ class GpuBusySampler:
                 "well below 100% means the host does not keep the GPU fed)")
 
 
+def _synchronize():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+class PhaseClock:
+    """Wall seconds of a run by phase (data, features, model, fit, test...; inside ``fit``: train,
+    valid, checkpoint), each phase timed with the GPU synchronised at both ends, so a phase holds
+    the GPU work it queued. A phase entered again adds up (``counts`` says how often); phases may
+    nest (``fit`` holds ``train``). :meth:`describe` is the run's one log line of where the
+    seconds went."""
+
+    def __init__(self):
+        self.seconds = {}
+        self.counts = {}
+        self.started = time.perf_counter()
+
+    @contextlib.contextmanager
+    def phase(self, name):
+        _synchronize()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            _synchronize()
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            self.counts[name] = self.counts.get(name, 0) + 1
+
+    def total(self):
+        """Seconds since the clock was made."""
+        return time.perf_counter() - self.started
+
+    def as_dict(self):
+        """``{phase: seconds}`` plus ``total`` (rounded to 0.1 s), for the run's result."""
+        out = {name: round(value, 1) for name, value in self.seconds.items()}
+        out["total"] = round(self.total(), 1)
+        return out
+
+    def describe(self, inner=("train", "valid", "checkpoint")):
+        """One line: each top-level phase's seconds, ``fit`` with its ``inner`` phases and the rest
+        of it (stage switches, best-weight loads), and the total."""
+        parts = []
+        for name, value in self.seconds.items():
+            if name in inner:
+                continue
+            text = f"{name} {value:.1f} s"
+            if name == "fit":
+                shown = [(n, self.seconds[n], self.counts[n]) for n in inner if n in self.seconds]
+                rest = value - sum(v for _, v, _ in shown)
+                text += " (" + ", ".join(f"{n} {v:.1f} s in {c}" for n, v, c in shown) + f", other {rest:.1f} s)"
+            parts.append(text)
+        return "Wall time by phase: " + " | ".join(parts) + f" | total {self.total():.1f} s"
+
+
 class TrainTimeMixin:
     """Adds ``train_seconds`` and ``train_samples`` (summed over epochs) to a RecBole trainer, and
     the GPU's busy share of the training time (:class:`GpuBusySampler`, logged after each ``fit``).
@@ -70,6 +126,28 @@ class TrainTimeMixin:
     train_samples = 0
     epoch_samples = None
     _gpu_busy = None
+    _phase_clock = None
+
+    @property
+    def phase_clock(self):
+        """The run's :class:`PhaseClock` (``quick_start.run`` hands the trainer its own; a trainer
+        used alone makes one): training epochs, validations and checkpoint writes are its
+        ``train``, ``valid`` and ``checkpoint`` phases."""
+        if self._phase_clock is None:
+            self._phase_clock = PhaseClock()
+        return self._phase_clock
+
+    @phase_clock.setter
+    def phase_clock(self, clock):
+        self._phase_clock = clock
+
+    def _valid_epoch(self, *args, **kwargs):
+        with self.phase_clock.phase("valid"):
+            return super()._valid_epoch(*args, **kwargs)
+
+    def _save_checkpoint(self, *args, **kwargs):
+        with self.phase_clock.phase("checkpoint"):
+            return super()._save_checkpoint(*args, **kwargs)
 
     @property
     def gpu_busy(self):
@@ -79,13 +157,11 @@ class TrainTimeMixin:
         return self._gpu_busy
 
     def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
+        _synchronize()
         start = time.perf_counter()
-        with self.gpu_busy:
+        with self.phase_clock.phase("train"), self.gpu_busy:
             loss = super()._train_epoch(train_data, epoch_idx, *args, **kwargs)
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
+            _synchronize()
         self.train_seconds += time.perf_counter() - start
         # trainers that stop an epoch early say how many samples they saw
         self.train_samples += getattr(self, "epoch_samples", None) or len(train_data._dataset)

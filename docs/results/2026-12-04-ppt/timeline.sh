@@ -22,36 +22,8 @@ set -u
 source docs/results/device-lib.sh
 RECIPE=recbole_speeder/properties/recipes/ml-100k-gpu-distill.yaml
 GGUF=${GGUF:-$SMOLLM2}
-HERE=docs/results/2026-12-04-ppt
 
-# speeder GPU NAME [--key=value ...]: the recipe's 3 seeds, checkpoints kept, then the shuffled test of them
-speeder() {
-  local gpu=$1 name=$2; shift 2
-  job $gpu $name ml-100k $GGUF $RECIPE --checkpoint_dir=$J/$name-saved "$@"
-  shuffled $gpu $name Speeder --llm_path=$GGUF --config_files=$RECIPE "$@"
-}
-
-# shuffled GPU NAME MODEL [--key=value ...]: the test split with every history shuffled, from $J/NAME-saved
-shuffled() {
-  local gpu=$1 name=$2 model=$3; shift 3
-  stamp "start shuffled test of $name"
-  CUDA_VISIBLE_DEVICES=$gpu python $HERE/shuffled_test.py --model=$model --dataset=ml-100k --saved=$J/$name-saved \
-    --out_dir=$J/$name-shuffled "$@" > $J/$name-shuffled.log 2>&1
-  stamp "end shuffled test of $name: exit $?"
-}
-
-# sasrec GPU: the headline's SASRec (command (a) of docs/results.md), then its test shuffled two ways
-sasrec() {
-  local gpu=$1
-  stamp "start sasrec on GPU $gpu"
-  CUDA_VISIBLE_DEVICES=$gpu python benchmark.py --models=SASRec --dataset=ml-100k --seeds=2020,2021,2022 --jobs=3 \
-    --epochs=30 --stopping_step=5 --checkpoint_dir=$J/sasrec-saved --out_dir=$J/sasrec > $J/sasrec.log 2>&1
-  stamp "end sasrec: exit $?"
-  shuffled $gpu sasrec SASRec                                  # the whole stored history (MAX_ITEM_LIST_LENGTH 50)
-  mv $J/sasrec-shuffled $J/sasrec-shuffled-all; mv $J/sasrec-shuffled.log $J/sasrec-shuffled-all.log
-  shuffled $gpu sasrec SASRec --eval_shuffle_window=10         # Speeder's shuffles: the most recent 10 items
-  mv $J/sasrec-shuffled $J/sasrec-shuffled-10; mv $J/sasrec-shuffled.log $J/sasrec-shuffled-10.log
-}
+# speeder, shuffled, sasrec: ../device-lib.sh
 
 guard ${GUARD_S:-1500}
 nvidia-smi --query-gpu=index,name,pci.bus_id,memory.total --format=csv
