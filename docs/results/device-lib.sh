@@ -112,3 +112,12 @@ sasrec() {
   shuffled $gpu sasrec SASRec --eval_shuffle_window=10         # Speeder's shuffles: the most recent 10 items
   mv $J/sasrec-shuffled $J/sasrec-shuffled-10; mv $J/sasrec-shuffled.log $J/sasrec-shuffled-10.log
 }
+
+# bench NAME DATASET MODELS [--key=value ...]: benchmark.py, seeds 2020-2022 (or $SEEDS), 3 processes at a time
+bench() {
+  local name=$1 dataset=$2 models=$3; shift 3
+  stamp "start $name: $models on $dataset $*"
+  python benchmark.py --models=$models --dataset=$dataset ${SEEDS:---seeds=2020,2021,2022} --jobs=3 --out_dir=$J/$name "$@" \
+    > $J/$name.log 2>&1
+  stamp "end $name: exit $?"
+}

@@ -7,14 +7,6 @@ source docs/results/device-lib.sh
 RECIPE=recbole_speeder/properties/recipes/ml-100k-gpu-distill.yaml
 TMF_RECIPE=recbole_speeder/properties/recipes/ml-100k-gpu-tmf.yaml
 GGUF=$SMOLLM2
-SEEDS=--seeds=2020,2021,2022
-
-bench() {
-  local name=$1 dataset=$2 models=$3; shift 3
-  stamp "start $name: $models on $dataset $*"
-  python benchmark.py --models=$models --dataset=$dataset $SEEDS --jobs=3 --out_dir=$J/$name "$@" > $J/$name.log 2>&1
-  stamp "end $name: exit $?"
-}
 
 guard ${GUARD_S:-1140}
 python dataset/prepare.py synthetic > $J/mmsynth-prepare.log 2>&1; stamp "MMSynth prepared: exit $?"

@@ -17,15 +17,6 @@ RECIPE=recbole_speeder/properties/recipes/ml-100k-gpu-distill.yaml
 TMF_RECIPE=recbole_speeder/properties/recipes/ml-100k-gpu-tmf.yaml
 TITLE_RECIPE=recbole_speeder/properties/recipes/ml-100k-gpu-title-baselines.yaml
 GGUF=$SMOLLM2
-SEEDS=--seeds=2020,2021,2022
-
-# bench NAME DATASET MODELS [--key=value ...]: benchmark.py's 3 seeds, 3 processes at a time
-bench() {
-  local name=$1 dataset=$2 models=$3; shift 3
-  stamp "start $name: $models on $dataset $*"
-  python benchmark.py --models=$models --dataset=$dataset $SEEDS --jobs=3 --out_dir=$J/$name "$@" > $J/$name.log 2>&1
-  stamp "end $name: exit $?"
-}
 
 guard ${GUARD_S:-1200}
 nvidia-smi --query-gpu=index,name,pci.bus_id,memory.total --format=csv
