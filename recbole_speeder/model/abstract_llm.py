@@ -62,6 +62,7 @@ class LLMSequentialRecommender(SequentialRecommender):
         self.num_candidates = int(config["candidate_num"])
         self.history_len = int(config["history_len"] or self.max_seq_length)
         self.compile_mode = config["llm_compile"] or "none"  # torch.compile of the networks (llm_compile)
+        self.prompt_length_multiple = setting(config, "prompt_length_multiple", minimum=1)
         if self.history_len < 1:
             raise ConfigError(f"history_len must be at least 1 (got {self.history_len}).")
         if self.n_items - 1 < self.num_candidates:
@@ -84,6 +85,12 @@ class LLMSequentialRecommender(SequentialRecommender):
     def side_info_for(cls, config):
         """The side information this model reads under ``config`` (``side_info`` by default)."""
         return cls.side_info
+
+    def shaped(self, prompt):
+        """``prompt`` (a prompt builder) padding its left-padded batches to a multiple of
+        ``prompt_length_multiple`` tokens."""
+        prompt.length_multiple = self.prompt_length_multiple
+        return prompt
 
     def load_llm(self, config, lora=True):
         """(backbone, tokenizer): the LLM frozen, with trainable LoRA adapters when ``lora``, its

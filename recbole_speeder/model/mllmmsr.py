@@ -60,14 +60,14 @@ class MLLMMSR(LLMSequentialRecommender):
         # same GGUF was converted again, stays valid
         backbone = {"name": str(config["llm_path"]),
                     "files": folder_digest(str(base.config.name_or_path)), "dtype": str(base.dtype)}
-        self.prompt = PreferencePrompt(
+        self.prompt = self.shaped(PreferencePrompt(
             self.tokenizer, self.dataset_side_info(dataset, "item_titles"),
             self.dataset_side_info(dataset, "item_summaries"), prompt_template=config["prompt_template"],
             item_separator=config["item_separator"], use_chat_template=config["use_chat_template"],
             title_max_tokens=setting(config, "title_max_tokens", minimum=1),
             item_summary_max_tokens=setting(config, "item_summary_max_tokens", minimum=1),
             answer_yes=config["answer_yes"], answer_no=config["answer_no"],
-        )
+        ))
         self.summarizer = PreferenceSummarizer(
             self.llm, self.tokenizer, self.prompt.summary_text, dataset.field2id_token[dataset.iid_field],
             os.path.join(config["data_path"], "features"), backbone, block_size=block_size,

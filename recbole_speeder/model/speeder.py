@@ -181,7 +181,7 @@ class Speeder(LLMSequentialRecommender):
         # outnumber a compiled decoder's at a small backbone's shape, docs/benchmarks.md)
         for module in self._step_networks():
             compile_module(module, self.compile_mode, device=config["device"])
-        self.prompt = HybridPrompt(
+        self.prompt = self.shaped(HybridPrompt(
             self.tokenizer,
             prompt_template=config["prompt_template"],
             history_item_template=config["history_item_template"],
@@ -193,7 +193,7 @@ class Speeder(LLMSequentialRecommender):
             ppt_followup_template=config["ppt_followup_template"],
             ppt_order_template=config["ppt_order_template"],
             ppt_order_followup_template=config["ppt_order_followup_template"],
-        )
+        ))
         self.register_buffer("label_ids", self.prompt.label_token_ids(self.num_candidates), persistent=False)
         plugin_lr = config["plugin_learning_rate"]
         try:
@@ -235,11 +235,11 @@ class Speeder(LLMSequentialRecommender):
             return
         self.reconstruction_ratio = setting(config, "reconstruction_ratio", minimum=0.0, kind=float)
         self.reconstruction_weight = setting(config, "reconstruction_weight", minimum=0.0, kind=float)
-        self.reconstruction = ReconstructionPrompt(
+        self.reconstruction = self.shaped(ReconstructionPrompt(
             self.tokenizer, self.dataset_side_info(dataset, "item_titles"), template=config["reconstruction_template"],
             use_chat_template=config["use_chat_template"],
             title_max_tokens=setting(config, "title_max_tokens", minimum=1),
-        )
+        ))
         titled = np.flatnonzero([bool(str(t).strip()) for t in self.reconstruction.titles])
         titled = titled[titled > 0]
         count = min(len(titled), setting(config, "reconstruction_eval_items", minimum=0))

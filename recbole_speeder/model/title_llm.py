@@ -37,11 +37,11 @@ class TitleLLMRecommender(LLMSequentialRecommender):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.llm, self.tokenizer = self.load_llm(config, lora=self.fine_tuned)
-        self.prompt = TitlePrompt(
+        self.prompt = self.shaped(TitlePrompt(
             self.tokenizer, self.dataset_side_info(dataset, "item_titles"), prompt_template=config["prompt_template"],
             item_separator=config["item_separator"], use_chat_template=config["use_chat_template"],
             title_max_tokens=config["title_max_tokens"],
-        )
+        ))
         self.eval_mode = config["eval_mode"]
         if self.eval_mode not in ("constrained", "generate"):
             raise ConfigError(f"eval_mode must be generate or constrained (got '{self.eval_mode}').")

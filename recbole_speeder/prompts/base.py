@@ -237,10 +237,17 @@ def to_device(tensors, device):
     return out
 
 
-def left_pad(rows, pad_id):
+def padded_length(length, multiple=1):
+    """``length`` rounded up to a multiple of ``multiple`` (``prompt_length_multiple``): batches of
+    prompts then come in few lengths, so that compiled networks and CUDA graphs are reused."""
+    return -(-int(length) // int(multiple)) * int(multiple)
+
+
+def left_pad(rows, pad_id, multiple=1):
     """(input_ids [B, L], attention_mask [B, L], offsets) of token-id rows aligned to the right
-    (int64 numpy arrays; row b starts at ``offsets[b]``), so that every prompt ends at L - 1."""
-    length = max(len(ids) for ids in rows)
+    (int64 numpy arrays; row b starts at ``offsets[b]``), so that every prompt ends at L - 1; L is
+    the longest row rounded up to a multiple of ``multiple``."""
+    length = padded_length(max(len(ids) for ids in rows), multiple)
     input_ids = np.full((len(rows), length), pad_id, dtype=np.int64)
     mask = np.zeros((len(rows), length), dtype=np.int64)
     offsets = []
@@ -316,6 +323,8 @@ def build_inputs_embeds(model, batch, slot_vectors, position_prompts=None):
 
 class PromptBase:
     """Tokenisation of fixed text for one tokenizer: pieces, BOS, chat wrapping, item texts."""
+
+    length_multiple = 1  # left-padded batches are a multiple of this many tokens long (prompt_length_multiple)
 
     def __init__(self, tokenizer, item_separator=", ", use_chat_template=False):
         self.tokenizer = tokenizer

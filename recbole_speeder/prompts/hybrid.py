@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from recbole_speeder.errors import ConfigError
-from recbole_speeder.prompts.base import PromptBase, PromptBatch, as_item_ids, check_template
+from recbole_speeder.prompts.base import PromptBase, PromptBatch, as_item_ids, check_template, padded_length
 
 ITEM = "<item>"
 DEFAULT_PROMPT_TEMPLATE = (
@@ -214,7 +214,7 @@ class HybridPrompt(PromptBase):
         per row None or the 1-based history positions of its a, b, c (their placeholders then
         get p_i too). Rows of one layout are written together (numpy, no loop over positions)."""
         size = len(rows)
-        length = max(len(r.ids) for r in rows)
+        length = padded_length(max(len(r.ids) for r in rows), self.length_multiple)
         input_ids = np.full((size, length), self.pad_id, dtype=np.int64)
         mask = np.zeros((size, length), dtype=np.int64)
         item_ids = np.zeros_like(input_ids)

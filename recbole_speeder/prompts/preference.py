@@ -95,5 +95,5 @@ class PreferencePrompt(PromptBase):
                              f"candidates: one of each per row")
         rows = [self._row(s, [int(i) for i in (h.tolist() if torch.is_tensor(h) else h)], int(c))
                 for s, h, c in zip(summaries, histories, candidates)]
-        input_ids, mask, _ = left_pad(rows, self.pad_id)
+        input_ids, mask, _ = left_pad(rows, self.pad_id, self.length_multiple)
         return PromptBatch.from_arrays(input_ids, mask)

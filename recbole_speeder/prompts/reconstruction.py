@@ -40,7 +40,7 @@ class ReconstructionPrompt(TitleAnswerPrompt):
             slots.append(len(self._before))
             rows.append(self._before + [self.pad_id] + self._after + answer)
             answers.append(len(answer))
-        input_ids, mask, offsets = left_pad(rows, self.pad_id)
+        input_ids, mask, offsets = left_pad(rows, self.pad_id, self.length_multiple)
         item_ids = np.zeros_like(input_ids)
         labels = np.full_like(input_ids, IGNORE)
         length = input_ids.shape[1]

@@ -106,7 +106,7 @@ class TitlePrompt(TitleAnswerPrompt):
         hybrid = np.zeros(size, dtype=bool) if hybrid is None else np.asarray(hybrid, dtype=bool).reshape(size)
         rows = [self._row(h.tolist(), c.tolist(), bool(y), None if answers is None else int(answers[b]))
                 for b, (h, c, y) in enumerate(zip(histories, candidates, hybrid))]
-        input_ids, mask, offsets = left_pad([r[0] for r in rows], self.pad_id)
+        input_ids, mask, offsets = left_pad([r[0] for r in rows], self.pad_id, self.length_multiple)
         length = input_ids.shape[1]
         item_ids = np.zeros_like(input_ids)
         labels = np.full_like(input_ids, IGNORE)

@@ -7,7 +7,8 @@
 #            checkpoints, eval_shuffle_history); TMF with its recipe (Speeder's 1,800 steps of 64).
 #   MMSynth: is the order question learnable inside Speeder in the probe's form? The paper's separate PPT prompt
 #            (benchmarks/ppt_probe.py learned the order question in it with SmolLM2, 0.945), and a, b, c given
-#            their position prompts (the order question then compares two position prompts).
+#            their position prompts (the order question then compares two position prompts), and histories of 5
+#            items (the probe's length).
 set -u
 source docs/results/device-lib.sh
 RECIPE=recbole_speeder/properties/recipes/ml-100k-gpu-distill.yaml
@@ -18,7 +19,8 @@ guard ${GUARD_S:-1140}
 python dataset/prepare.py synthetic > $J/mmsynth-prepare.log 2>&1; stamp "MMSynth prepared: exit $?"
 speeder 0 order --ppt_question=order & P1=$!
 ( job 0 mmsynth-order-separate MMSynth $GGUF $RECIPE --ppt_question=order --ppt_layout=separate
-  job 0 mmsynth-order-positions MMSynth $GGUF $RECIPE --ppt_question=order --ppt_question_positions=True ) & P2=$!
+  job 0 mmsynth-order-positions MMSynth $GGUF $RECIPE --ppt_question=order --ppt_question_positions=True
+  job 0 mmsynth-order-h5 MMSynth $GGUF $RECIPE --ppt_question=order --history_len=5 ) & P2=$!
 while ! features_ready; do sleep 5; done
 speeder 0 ppt-off --use_ppt=False & P3=$!
 bench tmf-ml100k ml-100k TMF --llm_path=$GGUF --config_files=$TMF_RECIPE & P4=$!
