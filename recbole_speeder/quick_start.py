@@ -196,7 +196,8 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
     candidate_sets, candidate_data = {}, {}
     if config["candidate_eval"] or candidate_only:
         candidate_data = candidate_loaders(config, {"valid": valid_data, "test": test_data})
-        with clock.phase("candidates"), dist.main_process_first():  # process 0 draws and stores the sets, the others read them
+        # process 0 draws and stores the sets, the others read them
+        with clock.phase("candidates"), dist.main_process_first():
             candidate_sets = {
                 split: load_or_draw(config, dataset, data._dataset, split)
                 for split, data in (("valid", valid_data), ("test", test_data))
