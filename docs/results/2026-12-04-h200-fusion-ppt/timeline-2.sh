@@ -1,5 +1,5 @@
 #!/bin/bash
-# NOT YET RUN. What the first launch (timeline.sh) lost when the machine was given back between two polls, and what
+# Run 2026-12-05 (only its MMSynth order rows came back: ../2026-12-05-h200-ppt-order/). What the first launch (timeline.sh) lost when the machine was given back between two polls, and what
 # the MMSynth PPT rows of timeline-3.sh ask next; for one H200 and about 20 minutes (the ml-100k Speeder rows take
 # ~15 with their SASRec features). Launched as timeline.sh (prepare-device.sh 1, 2, 3, vision-wheel, then
 # `bash docs/results/launch-timeline.sh docs/results/2026-12-04-h200-fusion-ppt/timeline-2.sh`).

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Progress of timeline.sh (2026-12-04-ppt): per Speeder run its validation VHR@1 after every 100 steps, the last
 # validation's PPT accuracies and loss terms, its test result; the tables (in order and shuffled); then every log
-# and table of /tmp/jobs in $OUT/jobs.tgz.
+# and table of /tmp/jobs in $OUT/jobs.tgz (without checkpoints).
 #   WAIT=540 bash docs/results/2026-12-04-ppt/poll.sh
 J=/tmp/jobs
 for _ in $(seq 1 $(( ${WAIT:-0} / 10 ))); do [ -f $J/DONE ] && break; sleep 10; done
@@ -15,5 +15,5 @@ done
 for table in $(find $J -name "*.md" | sort); do echo "== $table"; grep "^| [A-Z]" $table; done
 grep -l "Traceback" $J/*.log $J/*/*/*/run.log 2>/dev/null | head -5
 nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader
-tar czf $OUT/jobs.tgz -C $J . 2>/dev/null
+tar czf $OUT/jobs.tgz --exclude='*-saved' --exclude='*.pth' --exclude='*.safetensors' --exclude='*.npy' -C $J . 2>/dev/null  # no checkpoints: a 557 MB archive cannot come back (2026-12-05)
 ls -la $OUT/jobs.tgz
