@@ -57,6 +57,7 @@ VARIANTS = {
     "lora-1e-3-noppl": ("ppt", "lora", 1e-3, False, False),
     "full-1e-3-noppl": ("ppt", "full", 1e-3, False, False),
     "order-lora-1e-3": ("order", "lora", 1e-3, True, False),
+    "order-lora-2e-4": ("order", "lora", 2e-4, True, False),
     "order-full-1e-3": ("order", "full", 1e-3, True, False),
     "hint-full-1e-3": ("ppt", "full", 1e-3, True, True),
     "order-hint-full-1e-3": ("order", "full", 1e-3, True, True),
