@@ -13,7 +13,11 @@ the PPT task alone (no recommendation loss) with the project's own pieces --
 cross-entropy and Speeder's warm-up + cosine schedule -- on a small random Llama with SmolLM2's
 tokenizer, or with ``--llm-path`` (``default`` = SmolLM2-135M-Instruct) on a real backbone through
 ``load_backbone``. Items are random distinct ids; an item's vector is a trainable linear adapter over a
-fixed random feature row (what MRC gives), at the scale of the token embeddings.
+fixed random feature row (what MRC gives), at the scale of the token embeddings; ``--item-features``
+gives the items real feature rows instead (e.g. the backbone's mean-pooled title vectors, which
+are nearly parallel: ml-100k's SmolLM2 title vectors have a mean pairwise cosine of 0.85), scaled
+to unit mean square (``--feature-scaling rms``, their directions kept) or standardised per
+dimension (``standardize``, the common direction removed).
 
 Variants (``--variants``): ``lora-*`` LoRA r=8 on q/v (as Speeder), ``full-*`` every weight trains;
 ``-noppl`` sets p_i = 0 (only rotary positions remain); ``order-*`` asks the easier question
@@ -78,6 +82,26 @@ def questions(rng, count, n, n_items, task):
     return out
 
 
+def item_features(args):
+    """[items + 1, d] fixed item features (row 0 unused, as padding): random normal rows, or the
+    first ``--items`` rows of ``--item-features`` (.npy) scaled by ``--feature-scaling``."""
+    if not args.item_features:
+        return torch.randn(args.items + 1, args.feature_dim)
+    try:
+        rows = np.load(args.item_features).astype(np.float32)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"--item-features {args.item_features}: not a readable .npy file ({err})") from None
+    if rows.ndim != 2 or len(rows) < args.items:
+        raise SystemExit(f"--item-features {args.item_features}: need a 2-d array of at least --items "
+                         f"{args.items} rows, got shape {rows.shape}")
+    rows = rows[:args.items]
+    if args.feature_scaling == "standardize":
+        rows = (rows - rows.mean(0)) / (rows.std(0) + 1e-6)
+    else:
+        rows = rows / np.sqrt(np.mean(rows ** 2))
+    return torch.from_numpy(np.concatenate([np.zeros((1, rows.shape[1]), np.float32), rows]))
+
+
 class Probe(nn.Module):
     """Backbone (+ LoRA), item adapter over fixed random features, position prompts."""
 
@@ -99,9 +123,10 @@ class Probe(nn.Module):
         hidden = llm.config.hidden_size
         token_std = float(llm.get_input_embeddings().weight.detach().std())
         self.llm = apply_lora(llm, r=8, alpha=16, dropout=0.05) if training == "lora" else llm
-        self.register_buffer("features", torch.randn(args.items + 1, args.feature_dim))
-        self.adapter = nn.Linear(args.feature_dim, hidden, bias=False)
-        nn.init.normal_(self.adapter.weight, std=token_std / args.feature_dim ** 0.5)  # outputs ~ token scale
+        features = item_features(args)
+        self.register_buffer("features", features)
+        self.adapter = nn.Linear(features.shape[1], hidden, bias=False)
+        nn.init.normal_(self.adapter.weight, std=token_std / features.shape[1] ** 0.5)  # outputs ~ token scale
         self.ppl = PositionPrompts(history_len, hidden, enabled=use_ppl)
 
     def answer_logits(self, batch):
@@ -198,6 +223,10 @@ def parse_args(argv):
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--item-features", default=None,
+                        help=".npy [N, d] of real item features (first --items rows); default: random rows")
+    parser.add_argument("--feature-scaling", choices=["rms", "standardize"], default="rms",
+                        help="--item-features scaled to unit mean square (rms) or per-dimension z-scores")
     parser.add_argument("--llm-path", default=None,
                         help="real backbone as load_backbone takes it ('default' = SmolLM2-135M-Instruct); "
                              "default: the random Llama of --hidden/--layers/--heads")

@@ -8,7 +8,7 @@
 # (2026-12-01, 03:14 UTC: a timeline lost that way, see 2026-12-01-h200-b/README.md).
 set -u
 rm -rf /tmp/work /tmp/jobs; mkdir -p /tmp/work /tmp/jobs
-cp -r benchmark.py run_recbole_speeder.py recbole_speeder benchmarks docs dataset /tmp/work/
+cp -r benchmark.py run_recbole_speeder.py recbole_speeder benchmarks docs dataset tests /tmp/work/  # tests/data: the tiny dataset of GPU repros (from 2026-12-05)
 cd /tmp/work
 setsid nohup bash "$1" > /tmp/jobs/timeline.log 2>&1 < /dev/null &
 echo "$1 started (pid $!)"
