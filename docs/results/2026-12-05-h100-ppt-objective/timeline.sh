@@ -1,5 +1,5 @@
 #!/bin/bash
-# 2026-12-05 (later), one H200, about 20 minutes. Issue 39: is the order question learned inside Speeder once
+# 2026-12-05 (later), one GPU (it ran on an H100: no H200 could be started), about 20 minutes. Issue 39: is the order question learned inside Speeder once
 # PPT carries the objective or the probe's learning rate? (benchmarks/ppt_probe.py learned it with SmolLM2 at
 # 1e-3 with PPT alone; Speeder's recipe trains at 2e-4 with PPT about 0.23 of the rec / PPT mean beside
 # distillation x 10.) And the order-sensitivity test of Speeder with and without PPT on ml-100k. Issue 38: the
