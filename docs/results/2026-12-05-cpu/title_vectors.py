@@ -12,6 +12,7 @@ import os
 import numpy as np
 import torch
 
+from recbole_speeder.data.prepare.registry import embedded_source
 from recbole_speeder.features.text import encode_with_causal_lm
 from recbole_speeder.llm.backbone import load_backbone
 
@@ -27,8 +28,7 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--llm_path", default="default")
     args = parser.parse_args()
-    import recbole
-    item_file = os.path.join(os.path.dirname(recbole.__file__), "dataset_example", "ml-100k", "ml-100k.item")
+    item_file = os.path.join(embedded_source("ml-100k"), "ml-100k.item")
     with open(item_file, encoding="latin-1") as f:
         rows = [line.rstrip("\n").split("\t") for line in f]
     column = next(i for i, name in enumerate(rows[0]) if name.startswith("movie_title"))
